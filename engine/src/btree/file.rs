@@ -1,0 +1,408 @@
+//! The B+tree file: creation, recovery at the last valid commit record,
+//! loading the tree, and append-only persists.
+//!
+//! A persist appends every dirty node (children before parents), fdatasyncs,
+//! appends one commit record page, and fdatasyncs again. Recovery scans back
+//! from the end for the last page that verifies as a commit record (salted
+//! crc32c, its own page number inside); anything after it is the remains of
+//! an unfinished persist and is truncated. Every node reachable from that
+//! commit must verify, or open fails naming the file and byte offset.
+
+use super::node::{decode_branch, decode_leaf, Node, NodeBody, TREE_DEPTH_MAX};
+use super::page::{
+    decode_commit, decode_file_header, decode_node_header, encode_commit, encode_file_header,
+    encode_node, node_crc_matches, CommitRecord, HeaderProblem, NODE_HEADER_BYTES,
+    NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
+};
+use crate::error::StoreError;
+use crate::io::{StdFile, StorageFile};
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Dirty nodes are buffered up to this many bytes before a write call.
+const PERSIST_WRITE_CHUNK_BYTES: usize = 8 << 20;
+
+/// The state a commit record describes, minus the tree itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CommitMeta {
+    /// Raft index of the last applied batch.
+    pub applied_index: u64,
+    /// MVCC revision.
+    pub revision: i64,
+    /// MVCC compaction point.
+    pub compact_revision: i64,
+}
+
+/// An open B+tree file.
+pub struct TreeFile {
+    path: PathBuf,
+    file: Box<dyn StorageFile>,
+    salt: u64,
+    /// Pages in use (the next node goes here).
+    page_count: u64,
+    /// Sequence number of the last commit (0 = none yet).
+    commit_seq: u64,
+}
+
+impl std::fmt::Debug for TreeFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeFile")
+            .field("path", &self.path)
+            .field("page_count", &self.page_count)
+            .field("commit_seq", &self.commit_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`TreeFile::open`] recovered.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tree's root (an empty leaf for a new file).
+    pub root: Arc<Node>,
+    /// The committed state; default for a new file.
+    pub meta: CommitMeta,
+}
+
+fn random_salt() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the valid,
+    // exclusively borrowed buffer.
+    let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if filled == bytes.len() as isize {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+impl TreeFile {
+    /// Opens the file at `path`, creating it (atomically, via a temporary
+    /// file and rename) when missing.
+    pub fn open(path: &Path) -> Result<(TreeFile, Recovered), StoreError> {
+        let io_error = |source: io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !path.exists() {
+            let tmp_path = path.with_extension("tmp");
+            let tmp = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp_path)
+                .map_err(io_error)?;
+            let tmp = StdFile::new(tmp);
+            tmp.write_at(&encode_file_header(random_salt()), 0)
+                .map_err(io_error)?;
+            tmp.sync_data().map_err(io_error)?;
+            std::fs::rename(&tmp_path, path).map_err(io_error)?;
+            if let Some(parent) = path.parent() {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                std::fs::File::open(parent)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(io_error)?;
+            }
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_error)?;
+        Self::open_with_file(path, Box::new(StdFile::new(file)))
+    }
+
+    /// Opens through any [`StorageFile`] (tests pass a fault-injecting one);
+    /// `path` names the file in errors. An empty file gets a header.
+    pub fn open_with_file(
+        path: &Path,
+        file: Box<dyn StorageFile>,
+    ) -> Result<(TreeFile, Recovered), StoreError> {
+        let io_error = |source: io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let corrupt = |offset: u64, reason: &'static str| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason,
+        };
+        let mut len_bytes = file.len().map_err(io_error)?;
+        if len_bytes == 0 {
+            file.write_at(&encode_file_header(random_salt()), 0)
+                .map_err(io_error)?;
+            file.sync_data().map_err(io_error)?;
+            len_bytes = PAGE_SIZE_BYTES;
+        }
+        if len_bytes < PAGE_SIZE_BYTES {
+            return Err(corrupt(len_bytes, "file shorter than its header page"));
+        }
+        let mut page = vec![0u8; PAGE_SIZE_BYTES as usize];
+        file.read_at(&mut page, 0).map_err(io_error)?;
+        let salt = decode_file_header(&page).map_err(|problem| match problem {
+            HeaderProblem::Corrupt(offset, reason) => corrupt(offset, reason),
+            HeaderProblem::Version(offset, found) => StoreError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                offset,
+                found,
+                expected: super::page::TREE_FORMAT_VERSION,
+            },
+            HeaderProblem::PageSize(offset, found) => StoreError::UnsupportedPageSize {
+                path: path.to_path_buf(),
+                offset,
+                found,
+                expected: PAGE_SIZE_BYTES as u32,
+            },
+        })?;
+
+        // Scan back for the last valid commit record.
+        let whole_pages = len_bytes / PAGE_SIZE_BYTES;
+        let mut commit = None;
+        for page_id in (1..whole_pages).rev() {
+            file.read_at(&mut page, page_id * PAGE_SIZE_BYTES)
+                .map_err(io_error)?;
+            if let Some(record) = decode_commit(&page, page_id, salt) {
+                commit = Some(record);
+                break;
+            }
+        }
+        let page_count = commit.map_or(1, |record| record.commit_page + 1);
+        if len_bytes > page_count * PAGE_SIZE_BYTES {
+            // The remains of a persist that did not finish.
+            file.set_len(page_count * PAGE_SIZE_BYTES)
+                .map_err(io_error)?;
+            file.sync_data().map_err(io_error)?;
+        }
+        let mut tree_file = TreeFile {
+            path: path.to_path_buf(),
+            file,
+            salt,
+            page_count,
+            commit_seq: 0,
+        };
+        let recovered = match commit {
+            None => Recovered {
+                root: Node::empty(),
+                meta: CommitMeta::default(),
+            },
+            Some(record) => {
+                tree_file.commit_seq = record.commit_seq;
+                let root = tree_file.load_node(record.root_page, record.commit_page, 0)?;
+                Recovered {
+                    root,
+                    meta: CommitMeta {
+                        applied_index: record.applied_index,
+                        revision: record.revision,
+                        compact_revision: record.compact_revision,
+                    },
+                }
+            }
+        };
+        Ok((tree_file, recovered))
+    }
+
+    fn load_node(
+        &self,
+        page_id: u64,
+        limit_page: u64,
+        depth: usize,
+    ) -> Result<Arc<Node>, StoreError> {
+        let offset = page_id * PAGE_SIZE_BYTES;
+        let corrupt = |at: u64, reason: &'static str| StoreError::Corrupt {
+            path: self.path.clone(),
+            offset: offset + at,
+            reason,
+        };
+        if depth >= TREE_DEPTH_MAX {
+            return Err(corrupt(0, "tree deeper than the limit"));
+        }
+        if page_id == 0 || page_id >= limit_page {
+            return Err(corrupt(0, "node pointer outside the committed pages"));
+        }
+        let io_error = |source: io::Error| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut bytes = vec![0u8; PAGE_SIZE_BYTES as usize];
+        self.file.read_at(&mut bytes, offset).map_err(io_error)?;
+        let header = decode_node_header(&bytes).map_err(|(at, reason)| corrupt(at, reason))?;
+        if page_id + u64::from(header.page_count) > limit_page {
+            return Err(corrupt(8, "node runs past the commit record"));
+        }
+        if header.page_count > 1 {
+            bytes.resize(header.page_count as usize * PAGE_SIZE_BYTES as usize, 0);
+            self.file
+                .read_at(
+                    &mut bytes[PAGE_SIZE_BYTES as usize..],
+                    offset + PAGE_SIZE_BYTES,
+                )
+                .map_err(io_error)?;
+        }
+        if !node_crc_matches(&bytes, &header, self.salt) {
+            return Err(corrupt(20, "node checksum mismatch"));
+        }
+        let payload = &bytes[NODE_HEADER_BYTES..NODE_HEADER_BYTES + header.payload_len as usize];
+        let payload_corrupt =
+            |(at, reason): (usize, &'static str)| corrupt((NODE_HEADER_BYTES + at) as u64, reason);
+        let body = if header.kind == NODE_KIND_LEAF {
+            NodeBody::Leaf(decode_leaf(payload, header.entry_count).map_err(payload_corrupt)?)
+        } else {
+            assert_eq!(header.kind, NODE_KIND_BRANCH);
+            let (keys, pages) =
+                decode_branch(payload, header.entry_count).map_err(payload_corrupt)?;
+            drop(bytes);
+            let children = pages
+                .into_iter()
+                .map(|child| self.load_node(child, page_id, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            NodeBody::Branch { keys, children }
+        };
+        Ok(Arc::new(Node::loaded(body, page_id)))
+    }
+
+    /// Appends every dirty node under `root`, fdatasyncs, appends a commit
+    /// record for `meta`, and fdatasyncs. On error nothing in memory changes
+    /// (nodes stay dirty) and the next persist starts at the same place.
+    pub fn persist(&mut self, root: &Arc<Node>, meta: CommitMeta) -> Result<(), StoreError> {
+        let start_page = self.page_count;
+        let result = self.try_persist(root, meta);
+        if result.is_err() {
+            forget_pages_from(root, start_page);
+            self.page_count = start_page;
+        }
+        result
+    }
+
+    fn try_persist(&mut self, root: &Arc<Node>, meta: CommitMeta) -> Result<(), StoreError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: io::Error| StoreError::Io { path, source }
+        };
+        // A failed earlier persist may have left pages (even a whole commit
+        // record) past our end: drop them so recovery can never pick them.
+        let len_bytes = self.file.len().map_err(io_error(&self.path))?;
+        if len_bytes > self.page_count * PAGE_SIZE_BYTES {
+            self.file
+                .set_len(self.page_count * PAGE_SIZE_BYTES)
+                .map_err(io_error(&self.path))?;
+        }
+        let mut writer = PageWriter {
+            file: self.file.as_ref(),
+            path: &self.path,
+            salt: self.salt,
+            buffer: Vec::new(),
+            buffer_page: self.page_count,
+            next_page: self.page_count,
+        };
+        let root_page = writer.write_dirty(root, 0)?;
+        writer.flush()?;
+        let commit_page = writer.next_page;
+        if commit_page > self.page_count {
+            self.file.sync_data().map_err(io_error(&self.path))?;
+        }
+        let record = CommitRecord {
+            commit_seq: self.commit_seq + 1,
+            commit_page,
+            root_page,
+            history_root_page: 0,
+            applied_index: meta.applied_index,
+            revision: meta.revision,
+            compact_revision: meta.compact_revision,
+        };
+        let page = encode_commit(&record, self.salt);
+        self.file
+            .write_at(&page, commit_page * PAGE_SIZE_BYTES)
+            .map_err(io_error(&self.path))?;
+        self.file.sync_data().map_err(io_error(&self.path))?;
+        self.page_count = commit_page + 1;
+        self.commit_seq = record.commit_seq;
+        Ok(())
+    }
+
+    /// Bytes the file uses.
+    pub fn size_bytes(&self) -> u64 {
+        self.page_count * PAGE_SIZE_BYTES
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Marks dirty again every node written at or after `start_page` (after a
+/// failed persist). Clean nodes below `start_page` have clean subtrees.
+fn forget_pages_from(node: &Arc<Node>, start_page: u64) {
+    match node.page() {
+        Some(page) if page < start_page => {}
+        _ => {
+            node.set_page(None);
+            if let NodeBody::Branch { children, .. } = &node.body {
+                for child in children {
+                    forget_pages_from(child, start_page);
+                }
+            }
+        }
+    }
+}
+
+struct PageWriter<'a> {
+    file: &'a dyn StorageFile,
+    path: &'a Path,
+    salt: u64,
+    buffer: Vec<u8>,
+    /// The page `buffer` starts at.
+    buffer_page: u64,
+    next_page: u64,
+}
+
+impl PageWriter<'_> {
+    fn write_dirty(&mut self, node: &Arc<Node>, depth: usize) -> Result<u64, StoreError> {
+        assert!(depth < TREE_DEPTH_MAX);
+        if let Some(page) = node.page() {
+            return Ok(page);
+        }
+        if let NodeBody::Branch { children, .. } = &node.body {
+            for child in children {
+                self.write_dirty(child, depth + 1)?;
+            }
+        }
+        let kind = match node.body {
+            NodeBody::Leaf(_) => NODE_KIND_LEAF,
+            NodeBody::Branch { .. } => NODE_KIND_BRANCH,
+        };
+        let (entry_count, payload) = node.encode_payload();
+        let before = self.buffer.len();
+        encode_node(&mut self.buffer, kind, entry_count, &payload, self.salt);
+        let page = self.next_page;
+        self.next_page += ((self.buffer.len() - before) as u64) / PAGE_SIZE_BYTES;
+        node.set_page(Some(page));
+        if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(page)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.buffer.is_empty() {
+            self.file
+                .write_at(&self.buffer, self.buffer_page * PAGE_SIZE_BYTES)
+                .map_err(|source| StoreError::Io {
+                    path: self.path.to_path_buf(),
+                    source,
+                })?;
+            self.buffer.clear();
+        }
+        self.buffer_page = self.next_page;
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! The append-only, copy-on-write B+tree.
+//!
+//! One file of fixed-size 4 KiB pages (`page.rs` documents every layout).
+//! The whole tree lives in memory as `Arc` nodes (`node.rs`); a write batch
+//! copies the path it changes, so published read views keep their nodes.
+//! [`file::TreeFile::persist`] appends the nodes changed since the last
+//! persist plus a checksummed commit record; recovery takes the last valid
+//! commit record and loads the tree it points at. Pages are never
+//! overwritten, so the file only grows until a future defrag rewrites it.
+//! Range scans use [`cursor::Cursor`].
+//!
+//! The commit record reserves a second root (`history_root_page`) for the
+//! revision-ordered history tree that compaction and watch replay will use.
+
+pub mod cursor;
+pub mod file;
+pub mod node;
+pub mod page;
+
+pub use cursor::Cursor;
+pub use file::{CommitMeta, Recovered, TreeFile};
+pub use node::{insert, Entry, Node, NodeBody};
+pub use page::PAGE_SIZE_BYTES;

@@ -1,0 +1,423 @@
+//! In-memory B+tree nodes and copy-on-write insertion.
+//!
+//! Nodes are shared through `Arc`: a published read view keeps the root it
+//! was given, and the writer changes the tree with [`insert`], which goes
+//! down the path with `Arc::make_mut`. A node shared with a view is copied
+//! (the copy is dirty: not on disk yet); a node already copied in this batch
+//! is unique and is changed in place. Every node on a changed path is
+//! marked dirty, so a dirty node's ancestors are dirty too and `persist`
+//! only visits dirty subtrees.
+//!
+//! Node payload on disk (inside the frame of page.rs), little-endian:
+//!
+//! ```text
+//! leaf:   entry_count x { key_len u32, value_len u32, key, value }
+//! branch: child_page u64, then entry_count x { key_len u32, key, child_page u64 }
+//!         (key i is the smallest key of child i + 1)
+//! ```
+
+use super::page::{NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Nodes split when their payload passes this size (so most fit a page).
+pub const NODE_PAYLOAD_BYTES_TARGET: usize = PAGE_SIZE_BYTES as usize - NODE_HEADER_BYTES;
+/// Fewest children a branch must have before it may split (each half keeps 2).
+const BRANCH_SPLIT_CHILDREN_MIN: usize = 4;
+/// The largest key the tree accepts.
+pub const KEY_BYTES_MAX: usize = 64 << 10;
+/// The largest value the tree accepts (etcd's request limit is 1.5 MiB).
+pub const VALUE_BYTES_MAX: usize = 64 << 20;
+/// The tree never gets deeper than this (assertion bound on recursion).
+pub const TREE_DEPTH_MAX: usize = 32;
+
+/// A key and its value in one allocation.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    bytes: Arc<[u8]>,
+    key_len: u32,
+}
+
+impl Entry {
+    /// Builds an entry.
+    pub fn new(key: &[u8], value: &[u8]) -> Entry {
+        assert!(key.len() <= KEY_BYTES_MAX, "key of {} bytes", key.len());
+        assert!(
+            value.len() <= VALUE_BYTES_MAX,
+            "value of {} bytes",
+            value.len()
+        );
+        let mut bytes = Vec::with_capacity(key.len() + value.len());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(value);
+        Entry {
+            bytes: bytes.into(),
+            key_len: key.len() as u32,
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len as usize]
+    }
+
+    /// The value.
+    pub fn value(&self) -> &[u8] {
+        &self.bytes[self.key_len as usize..]
+    }
+
+    fn encoded_len(&self) -> usize {
+        8 + self.bytes.len()
+    }
+}
+
+/// What a node holds.
+#[derive(Clone, Debug)]
+pub enum NodeBody {
+    /// Sorted entries.
+    Leaf(Vec<Entry>),
+    /// `keys.len() + 1 == children.len()`; `keys[i]` is the smallest key in
+    /// `children[i + 1]`.
+    Branch {
+        /// Separator keys.
+        keys: Vec<Arc<[u8]>>,
+        /// Subtrees.
+        children: Vec<Arc<Node>>,
+    },
+}
+
+/// A tree node and where it is on disk.
+#[derive(Debug)]
+pub struct Node {
+    /// First page on disk; 0 = dirty (not written since its last change).
+    /// Atomic so `persist` can record it on nodes shared with read views.
+    page: AtomicU64,
+    /// Contents.
+    pub body: NodeBody,
+}
+
+impl Clone for Node {
+    /// A copy is a new, dirty node.
+    fn clone(&self) -> Node {
+        Node {
+            page: AtomicU64::new(0),
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl Node {
+    /// A dirty node.
+    pub fn new(body: NodeBody) -> Node {
+        Node {
+            page: AtomicU64::new(0),
+            body,
+        }
+    }
+
+    /// A node read from `page`.
+    pub fn loaded(body: NodeBody, page: u64) -> Node {
+        assert!(page > 0, "page 0 is the file header");
+        Node {
+            page: AtomicU64::new(page),
+            body,
+        }
+    }
+
+    /// An empty leaf.
+    pub fn empty() -> Arc<Node> {
+        Arc::new(Node::new(NodeBody::Leaf(Vec::new())))
+    }
+
+    /// The node's first page, or `None` when dirty.
+    pub fn page(&self) -> Option<u64> {
+        match self.page.load(Ordering::Acquire) {
+            0 => None,
+            page => Some(page),
+        }
+    }
+
+    /// Records where the node was written.
+    pub fn set_page(&self, page: Option<u64>) {
+        self.page.store(page.unwrap_or(0), Ordering::Release);
+    }
+
+    /// Payload size on disk.
+    pub fn encoded_payload_len(&self) -> usize {
+        match &self.body {
+            NodeBody::Leaf(entries) => entries.iter().map(Entry::encoded_len).sum(),
+            NodeBody::Branch { keys, .. } => {
+                8 + keys.iter().map(|key| 12 + key.len()).sum::<usize>()
+            }
+        }
+    }
+
+    /// Encodes the payload; for a branch every child must be on disk.
+    /// Returns (entry_count, payload).
+    pub fn encode_payload(&self) -> (u32, Vec<u8>) {
+        let mut out = Vec::with_capacity(self.encoded_payload_len());
+        let count = match &self.body {
+            NodeBody::Leaf(entries) => {
+                for entry in entries {
+                    out.extend_from_slice(&entry.key_len.to_le_bytes());
+                    let value_len = (entry.bytes.len() - entry.key_len as usize) as u32;
+                    out.extend_from_slice(&value_len.to_le_bytes());
+                    out.extend_from_slice(&entry.bytes);
+                }
+                entries.len()
+            }
+            NodeBody::Branch { keys, children } => {
+                let child_page =
+                    |child: &Arc<Node>| child.page().expect("children are written before parents");
+                out.extend_from_slice(&child_page(&children[0]).to_le_bytes());
+                for (key, child) in keys.iter().zip(&children[1..]) {
+                    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(&child_page(child).to_le_bytes());
+                }
+                keys.len()
+            }
+        };
+        debug_assert_eq!(out.len(), self.encoded_payload_len());
+        (u32::try_from(count).expect("entry count fits u32"), out)
+    }
+}
+
+/// A payload that could not be decoded: (offset in the payload, problem).
+pub type PayloadProblem = (usize, &'static str);
+
+struct PayloadReader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> PayloadReader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], PayloadProblem> {
+        let end = self
+            .offset
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or((self.offset, "node payload ends early"))?;
+        let slice = &self.bytes[self.offset..end];
+        self.offset = end;
+        Ok(slice)
+    }
+
+    fn u32(&mut self) -> Result<u32, PayloadProblem> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, PayloadProblem> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+/// Decodes a leaf payload.
+pub fn decode_leaf(payload: &[u8], entry_count: u32) -> Result<Vec<Entry>, PayloadProblem> {
+    let mut reader = PayloadReader {
+        bytes: payload,
+        offset: 0,
+    };
+    let mut entries: Vec<Entry> = Vec::with_capacity(entry_count.min(1 << 16) as usize);
+    for _ in 0..entry_count {
+        let at = reader.offset;
+        let key_len = reader.u32()? as usize;
+        let value_len = reader.u32()? as usize;
+        if key_len > KEY_BYTES_MAX || value_len > VALUE_BYTES_MAX {
+            return Err((at, "leaf entry length out of range"));
+        }
+        let key = reader.take(key_len)?;
+        let value = reader.take(value_len)?;
+        if entries.last().is_some_and(|last| last.key() >= key) {
+            return Err((at, "leaf keys out of order"));
+        }
+        entries.push(Entry::new(key, value));
+    }
+    if reader.offset != payload.len() {
+        return Err((reader.offset, "trailing bytes in leaf payload"));
+    }
+    Ok(entries)
+}
+
+/// A decoded branch: separator keys and child pages.
+pub type BranchParts = (Vec<Arc<[u8]>>, Vec<u64>);
+
+/// Decodes a branch payload into separator keys and child pages.
+pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, PayloadProblem> {
+    let mut reader = PayloadReader {
+        bytes: payload,
+        offset: 0,
+    };
+    if entry_count == 0 {
+        return Err((0, "branch without separator keys"));
+    }
+    let mut keys: Vec<Arc<[u8]>> = Vec::with_capacity(entry_count.min(1 << 16) as usize);
+    let mut pages = Vec::with_capacity(keys.capacity() + 1);
+    pages.push(reader.u64()?);
+    for _ in 0..entry_count {
+        let at = reader.offset;
+        let key_len = reader.u32()? as usize;
+        if key_len > KEY_BYTES_MAX {
+            return Err((at, "branch key length out of range"));
+        }
+        let key = reader.take(key_len)?;
+        if keys.last().is_some_and(|last| last.as_ref() >= key) {
+            return Err((at, "branch keys out of order"));
+        }
+        keys.push(key.into());
+        pages.push(reader.u64()?);
+    }
+    if reader.offset != payload.len() {
+        return Err((reader.offset, "trailing bytes in branch payload"));
+    }
+    Ok((keys, pages))
+}
+
+/// Inserts or replaces `key` in the tree under `root` (copy-on-write);
+/// returns the replaced value's entry if the key was present.
+pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
+    let entry = Entry::new(key, value);
+    let (replaced, split) = insert_into(root, entry, 0);
+    if let Some((separator, right)) = split {
+        let left = std::mem::replace(root, Node::empty());
+        *root = Arc::new(Node::new(NodeBody::Branch {
+            keys: vec![separator],
+            children: vec![left, right],
+        }));
+    }
+    replaced
+}
+
+type Split = (Arc<[u8]>, Arc<Node>);
+
+fn insert_into(node: &mut Arc<Node>, entry: Entry, depth: usize) -> (Option<Entry>, Option<Split>) {
+    assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    let node = Arc::make_mut(node);
+    node.set_page(None);
+    let needs_split = |node: &Node| node.encoded_payload_len() > NODE_PAYLOAD_BYTES_TARGET;
+    match &mut node.body {
+        NodeBody::Leaf(entries) => {
+            let replaced = match entries.binary_search_by(|probe| probe.key().cmp(entry.key())) {
+                Ok(position) => Some(std::mem::replace(&mut entries[position], entry)),
+                Err(position) => {
+                    entries.insert(position, entry);
+                    None
+                }
+            };
+            let split = (entries.len() >= 2 && needs_split(node)).then(|| split_leaf(node));
+            (replaced, split)
+        }
+        NodeBody::Branch { keys, children } => {
+            let position = keys.partition_point(|separator| separator.as_ref() <= entry.key());
+            let (replaced, child_split) = insert_into(&mut children[position], entry, depth + 1);
+            if let Some((separator, right)) = child_split {
+                keys.insert(position, separator);
+                children.insert(position + 1, right);
+            }
+            let split = (children.len() >= BRANCH_SPLIT_CHILDREN_MIN && needs_split(node))
+                .then(|| split_branch(node));
+            (replaced, split)
+        }
+    }
+}
+
+fn split_leaf(node: &mut Node) -> Split {
+    let NodeBody::Leaf(entries) = &mut node.body else {
+        unreachable!("split_leaf on a branch")
+    };
+    assert!(entries.len() >= 2);
+    let total: usize = entries.iter().map(Entry::encoded_len).sum();
+    let mut left_bytes = 0;
+    let mut cut = 0;
+    while cut < entries.len() - 1 && left_bytes < total / 2 {
+        left_bytes += entries[cut].encoded_len();
+        cut += 1;
+    }
+    let cut = cut.max(1);
+    let right_entries = entries.split_off(cut);
+    let separator: Arc<[u8]> = right_entries[0].key().into();
+    (
+        separator,
+        Arc::new(Node::new(NodeBody::Leaf(right_entries))),
+    )
+}
+
+fn split_branch(node: &mut Node) -> Split {
+    let NodeBody::Branch { keys, children } = &mut node.body else {
+        unreachable!("split_branch on a leaf")
+    };
+    assert!(children.len() >= BRANCH_SPLIT_CHILDREN_MIN);
+    let middle = children.len() / 2;
+    let right_children = children.split_off(middle);
+    let mut right_keys = keys.split_off(middle - 1);
+    let separator = right_keys.remove(0);
+    assert_eq!(keys.len() + 1, children.len());
+    assert_eq!(right_keys.len() + 1, right_children.len());
+    (
+        separator,
+        Arc::new(Node::new(NodeBody::Branch {
+            keys: right_keys,
+            children: right_children,
+        })),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(node: &Node, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        match &node.body {
+            NodeBody::Leaf(entries) => out.extend(
+                entries
+                    .iter()
+                    .map(|e| (e.key().to_vec(), e.value().to_vec())),
+            ),
+            NodeBody::Branch { children, .. } => {
+                for child in children {
+                    collect(child, out)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn insert_many_keeps_order_and_old_roots() {
+        let mut root = Node::empty();
+        let mut snapshot = None;
+        for number in (0..3000u32).rev() {
+            let key = format!("key{number:06}");
+            insert(&mut root, key.as_bytes(), &[7u8; 100]);
+            if number == 1500 {
+                snapshot = Some(root.clone());
+            }
+        }
+        let mut all = Vec::new();
+        collect(&root, &mut all);
+        assert_eq!(all.len(), 3000);
+        assert!(all.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        assert!(matches!(root.body, NodeBody::Branch { .. }));
+        let mut old = Vec::new();
+        collect(snapshot.as_ref().unwrap(), &mut old);
+        assert_eq!(old.len(), 1500);
+        let replaced = insert(&mut root, b"key000010", b"new");
+        assert_eq!(replaced.unwrap().value(), &[7u8; 100]);
+    }
+
+    #[test]
+    fn payload_roundtrip() {
+        let node = Node::new(NodeBody::Leaf(vec![
+            Entry::new(b"a", b"1"),
+            Entry::new(b"b", b""),
+        ]));
+        let (count, payload) = node.encode_payload();
+        let entries = decode_leaf(&payload, count).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].key(), b"b");
+        assert!(decode_leaf(&payload[..payload.len() - 1], count).is_err());
+    }
+}

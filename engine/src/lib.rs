@@ -1,0 +1,26 @@
+//! keel's storage engine: everything on disk, knowing nothing of raft or
+//! gRPC.
+//!
+//! - [`io`]: the positional file I/O trait, its std implementation and a
+//!   fault-injecting wrapper for crash tests.
+//! - [`uring`]: the only io_uring code (one linked write + fdatasync).
+//! - [`wal`]: the write-ahead log (segments of checksummed records).
+//! - [`btree`]: the append-only, copy-on-write B+tree file.
+//! - [`mvcc`]: etcd's revision model on top of the tree: [`Store`] (single
+//!   writer), [`WriteBatch`]/[`Txn`], and immutable [`ReadView`]s that other
+//!   threads read through [`StoreReader`] without locks.
+//! - [`error`]: one error enum per concern.
+
+pub mod btree;
+pub mod error;
+pub mod io;
+pub mod mvcc;
+pub mod uring;
+pub mod wal;
+
+pub use error::{MvccError, StoreError, WalError};
+pub use mvcc::{
+    Event, EventKind, KeyValue, RangeOptions, RangeResult, ReadView, Store, StoreOptions,
+    StoreReader, Txn, WriteBatch,
+};
+pub use wal::{Wal, WalOptions, WalRecord};

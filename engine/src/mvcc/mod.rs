@@ -1,0 +1,90 @@
+//! etcd's MVCC model over the copy-on-write B+tree.
+//!
+//! Every change is a tree entry keyed by (user key, revision) (`key.rs`):
+//! puts carry create revision, version and lease; deletes write tombstones.
+//! A read at revision R takes, per user key, the newest entry with main
+//! revision <= R (`view.rs`). The single writer ([`Store`]) applies
+//! [`WriteBatch`]es of [`Txn`]s to its working tree and publishes an
+//! immutable [`ReadView`] per batch through an `ArcSwap`, which shard cores
+//! load lock-free with [`StoreReader::view`]. Durability is the WAL's job;
+//! [`Store::persist`] writes the tree file when thresholds are reached.
+
+mod key;
+mod revision;
+mod store;
+mod txn;
+mod view;
+
+pub use revision::Revision;
+pub use store::{Store, StoreOptions, StoreReader};
+pub use txn::{Txn, WriteBatch};
+pub use view::ReadView;
+
+/// A key's state at a revision (etcd's mvccpb.KeyValue).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct KeyValue {
+    /// The user key.
+    pub key: Vec<u8>,
+    /// Revision of the put that created the key since its last delete.
+    pub create_revision: i64,
+    /// Revision of the last change.
+    pub mod_revision: i64,
+    /// Puts since creation, from 1.
+    pub version: i64,
+    /// The user value (empty with `keys_only`).
+    pub value: Vec<u8>,
+    /// Lease id, 0 = none.
+    pub lease: i64,
+}
+
+/// What an event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A put.
+    Put,
+    /// A delete.
+    Delete,
+}
+
+/// One change made by a transaction (etcd's mvccpb.Event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Put or delete.
+    pub kind: EventKind,
+    /// Put: the new kv. Delete: key and mod_revision (the deletion's
+    /// revision), other fields zero, as etcd.
+    pub kv: KeyValue,
+    /// The key's state before the change, if it existed.
+    pub prev_kv: Option<KeyValue>,
+}
+
+/// etcd's RangeRequest fields the engine needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RangeOptions<'a> {
+    /// First key.
+    pub key: &'a [u8],
+    /// Empty: only `key`; `[0]`: every key >= `key`; else `[key, range_end)`
+    /// (empty result when `range_end <= key`).
+    pub range_end: &'a [u8],
+    /// Revision to read at; <= 0 = latest.
+    pub revision: i64,
+    /// Most kvs to return; <= 0 = no limit.
+    pub limit: i64,
+    /// Leave values out.
+    pub keys_only: bool,
+    /// Return only the count.
+    pub count_only: bool,
+}
+
+/// etcd's RangeResponse fields the engine fills.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RangeResult {
+    /// Matching kvs, key order, at most `limit`.
+    pub kvs: Vec<KeyValue>,
+    /// Matching keys ignoring the limit.
+    pub count: i64,
+    /// More keys matched than were returned (limited, not count_only).
+    pub more: bool,
+    /// The store's current revision (inside a txn that wrote: its revision).
+    pub revision: i64,
+}

@@ -1,0 +1,170 @@
+//! Write batches and transactions.
+//!
+//! A [`WriteBatch`] groups the transactions of one raft apply batch and
+//! publishes them together. A [`Txn`] is one etcd transaction: all its
+//! changes share one main revision (the store's revision + 1), with sub
+//! revisions counting up from 0; reads inside it see its own writes.
+
+use super::key::{encode_key, encode_put, encode_tombstone};
+use super::revision::Revision;
+use super::store::Store;
+use super::view::{get, range, scan};
+use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
+use crate::btree::insert;
+use crate::error::MvccError;
+
+/// Changes one transaction may make (etcd's default max-txn-ops is 128;
+/// a delete of many keys counts each key).
+pub const TXN_CHANGES_MAX: usize = 1 << 30;
+
+/// A batch of transactions applied by the single writer.
+#[derive(Debug)]
+pub struct WriteBatch<'a> {
+    store: &'a mut Store,
+}
+
+impl<'a> WriteBatch<'a> {
+    pub(crate) fn new(store: &'a mut Store) -> WriteBatch<'a> {
+        WriteBatch { store }
+    }
+
+    /// Starts one etcd transaction.
+    pub fn txn(&mut self) -> Txn<'_> {
+        let main = self.store.revision + 1;
+        Txn {
+            store: self.store,
+            main,
+            next_sub: 0,
+            events: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Makes the batch visible: publishes a new immutable read view
+    /// (readers switch atomically, lock-free). Does not fsync.
+    pub fn commit(self, applied_index: u64) {
+        self.store.publish(applied_index);
+    }
+}
+
+/// One etcd transaction. Dropping it ends it like [`Txn::end`].
+#[derive(Debug)]
+pub struct Txn<'a> {
+    store: &'a mut Store,
+    main: i64,
+    next_sub: i64,
+    events: Vec<Event>,
+    ended: bool,
+}
+
+impl Txn<'_> {
+    /// The revision reads inside the txn see: its own if it wrote.
+    fn read_revision(&self) -> i64 {
+        if self.next_sub > 0 {
+            self.main
+        } else {
+            self.store.revision
+        }
+    }
+
+    /// etcd's Range inside the txn (sees this txn's earlier writes).
+    pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        range(
+            &self.store.root,
+            options,
+            self.read_revision(),
+            self.store.compact_revision,
+        )
+    }
+
+    fn next_revision(&mut self) -> Revision {
+        assert!((self.next_sub as usize) < TXN_CHANGES_MAX, "txn too large");
+        let revision = Revision::new(self.main, self.next_sub);
+        self.next_sub += 1;
+        revision
+    }
+
+    fn write(&mut self, tree_key: &[u8], tree_value: &[u8]) {
+        let replaced = insert(&mut self.store.root, tree_key, tree_value);
+        assert!(replaced.is_none(), "revision written twice");
+        self.store.ops_since_persist += 1;
+        self.store.dirty_bytes_since_persist += (tree_key.len() + tree_value.len()) as u64;
+    }
+
+    /// Puts `key`; returns the previous kv. Version increments;
+    /// create_revision is kept, and reset after a delete.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+        let previous = get(&self.store.root, key, self.main);
+        let revision = self.next_revision();
+        let (create_revision, version) = match &previous {
+            Some(previous) => (previous.create_revision, previous.version + 1),
+            None => (revision.main, 1),
+        };
+        self.write(
+            &encode_key(key, revision),
+            &encode_put(create_revision, version, lease, value),
+        );
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.to_vec(),
+                create_revision,
+                mod_revision: revision.main,
+                version,
+                value: value.to_vec(),
+                lease,
+            },
+            prev_kv: previous.clone(),
+        });
+        previous
+    }
+
+    /// Deletes `[key, range_end)` (etcd's range rules); returns the deleted
+    /// kvs as they were, and writes a tombstone for each.
+    pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+        let options = RangeOptions {
+            key,
+            range_end,
+            ..RangeOptions::default()
+        };
+        let deleted = scan(&self.store.root, &options, self.main).kvs;
+        for previous in &deleted {
+            let revision = self.next_revision();
+            self.write(&encode_key(&previous.key, revision), &encode_tombstone());
+            self.events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: previous.key.clone(),
+                    mod_revision: revision.main,
+                    ..KeyValue::default()
+                },
+                prev_kv: Some(previous.clone()),
+            });
+        }
+        deleted
+    }
+
+    fn finish(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if self.next_sub > 0 {
+            assert_eq!(self.main, self.store.revision + 1);
+            self.store.revision = self.main;
+        }
+    }
+
+    /// Ends the txn: if it changed anything the store's revision becomes
+    /// its main revision. Returns the events in order.
+    pub fn end(mut self) -> Vec<Event> {
+        self.finish();
+        std::mem::take(&mut self.events)
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

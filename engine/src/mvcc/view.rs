@@ -1,0 +1,173 @@
+//! Reads at a revision: the immutable [`ReadView`] and the range scan that
+//! views and transactions share.
+
+use super::key::{
+    decode_value, encode_key, key_prefix, prefix_of, revision_of, user_key_of, ValueRecord,
+};
+use super::revision::Revision;
+use super::{KeyValue, RangeOptions, RangeResult};
+use crate::btree::{Cursor, Entry, Node};
+use crate::error::MvccError;
+use std::sync::Arc;
+
+/// An immutable snapshot of the store; `Send + Sync`, read without locks.
+#[derive(Debug)]
+pub struct ReadView {
+    pub(crate) root: Arc<Node>,
+    pub(crate) revision: i64,
+    pub(crate) compact_revision: i64,
+    pub(crate) applied_index: u64,
+}
+
+impl ReadView {
+    /// The store's revision when this view was published.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Revisions below this are compacted.
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// Raft index of the batch that published this view.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// etcd's Range at `options.revision` (latest if <= 0).
+    pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        range(&self.root, options, self.revision, self.compact_revision)
+    }
+}
+
+/// Validates the requested revision against `current_revision` and
+/// `compact_revision`, then scans.
+pub(crate) fn range(
+    root: &Node,
+    options: &RangeOptions,
+    current_revision: i64,
+    compact_revision: i64,
+) -> Result<RangeResult, MvccError> {
+    let read_revision = if options.revision <= 0 {
+        current_revision
+    } else {
+        options.revision
+    };
+    if read_revision > current_revision {
+        return Err(MvccError::FutureRevision);
+    }
+    if read_revision < compact_revision {
+        return Err(MvccError::Compacted);
+    }
+    let mut result = scan(root, options, read_revision);
+    result.revision = current_revision;
+    Ok(result)
+}
+
+/// Where a range stops, as an encoded key prefix.
+enum RangeEnd {
+    /// Only this key.
+    Single(Vec<u8>),
+    /// Keys below this.
+    Before(Vec<u8>),
+    /// Every key from the start.
+    Unbounded,
+}
+
+/// Scans `[key, range_end)` per etcd's rules at `read_revision` without
+/// validating it; `revision` in the result is `read_revision`.
+pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> RangeResult {
+    let mut result = RangeResult {
+        kvs: Vec::new(),
+        count: 0,
+        more: false,
+        revision: read_revision,
+    };
+    let end = if options.range_end.is_empty() {
+        RangeEnd::Single(key_prefix(options.key))
+    } else if options.range_end == [0] {
+        RangeEnd::Unbounded
+    } else if options.range_end <= options.key {
+        return result;
+    } else {
+        RangeEnd::Before(key_prefix(options.range_end))
+    };
+    let limit = usize::try_from(options.limit)
+        .ok()
+        .filter(|&limit| limit > 0);
+    let mut cursor = Cursor::seek(root, &key_prefix(options.key));
+    while let Some(first) = cursor.current() {
+        let prefix = prefix_of(first.key());
+        let in_range = match &end {
+            RangeEnd::Single(single) => prefix == single.as_slice(),
+            RangeEnd::Before(before) => prefix < before.as_slice(),
+            RangeEnd::Unbounded => true,
+        };
+        if !in_range {
+            break;
+        }
+        // Entries of one user key run newest first: take the first one at or
+        // below the read revision, skip the rest of the key.
+        let mut visible: Option<&Entry> = None;
+        while let Some(entry) = cursor.current() {
+            if prefix_of(entry.key()) != prefix {
+                break;
+            }
+            if visible.is_none() && revision_of(entry.key()).main <= read_revision {
+                visible = Some(entry);
+            }
+            cursor.next();
+        }
+        let Some(entry) = visible else { continue };
+        if matches!(decode_value(entry.value()), ValueRecord::Tombstone) {
+            continue;
+        }
+        result.count += 1;
+        if options.count_only || limit.is_some_and(|limit| result.kvs.len() >= limit) {
+            continue;
+        }
+        result.kvs.push(key_value_of(entry, options.keys_only));
+    }
+    result.more = limit.is_some() && !options.count_only && result.count > result.kvs.len() as i64;
+    result
+}
+
+/// The live value of `user_key` at `read_revision`, if any.
+pub(crate) fn get(root: &Node, user_key: &[u8], read_revision: i64) -> Option<KeyValue> {
+    let seek_key = encode_key(user_key, Revision::new(read_revision, i64::MAX));
+    let cursor = Cursor::seek(root, &seek_key);
+    let entry = cursor.current()?;
+    if prefix_of(entry.key()) != prefix_of(&seek_key) {
+        return None;
+    }
+    debug_assert!(revision_of(entry.key()).main <= read_revision);
+    match decode_value(entry.value()) {
+        ValueRecord::Tombstone => None,
+        ValueRecord::Put { .. } => Some(key_value_of(entry, false)),
+    }
+}
+
+fn key_value_of(entry: &Entry, keys_only: bool) -> KeyValue {
+    let ValueRecord::Put {
+        create_revision,
+        version,
+        lease,
+        value,
+    } = decode_value(entry.value())
+    else {
+        unreachable!("key_value_of a tombstone")
+    };
+    KeyValue {
+        key: user_key_of(entry.key()),
+        create_revision,
+        mod_revision: revision_of(entry.key()).main,
+        version,
+        value: if keys_only {
+            Vec::new()
+        } else {
+            value.to_vec()
+        },
+        lease,
+    }
+}
