@@ -1,0 +1,161 @@
+//! Property test: random puts, deletes and range deletes against a model
+//! (a BTreeMap per revision), reading at random past revisions, before and
+//! after persist + reopen.
+
+use keel_engine::{RangeOptions, Store, StoreOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+/// The model: user key -> (create, mod, version, value).
+type Model = BTreeMap<Vec<u8>, (i64, i64, i64, Vec<u8>)>;
+
+const KEY_SPACE: u32 = 60;
+const ROUNDS: usize = 400;
+
+fn random_key(rng: &mut StdRng) -> Vec<u8> {
+    let number = rng.random_range(0..KEY_SPACE);
+    if number % 7 == 0 {
+        vec![b'k', 0, number as u8]
+    } else {
+        format!("k{number:03}").into_bytes()
+    }
+}
+
+fn check(store: &Store, history: &[Model], rng: &mut StdRng, reads: usize) {
+    let view = store.reader().view();
+    for _ in 0..reads {
+        let revision = rng.random_range(1..history.len() as i64);
+        let model = &history[revision as usize];
+        let mut start = random_key(rng);
+        let mut end = random_key(rng);
+        if start > end {
+            std::mem::swap(&mut start, &mut end);
+        }
+        let (start, end) = match rng.random_range(0..4) {
+            0 => (start, Vec::new()),
+            1 => (start, vec![0]),
+            2 => (vec![0], vec![0]),
+            _ => (start, end),
+        };
+        let limit = if rng.random_bool(0.3) {
+            rng.random_range(1..5)
+        } else {
+            0
+        };
+        let result = view
+            .range(&RangeOptions {
+                key: &start,
+                range_end: &end,
+                revision,
+                limit,
+                ..RangeOptions::default()
+            })
+            .unwrap();
+        let expected: Vec<_> = model
+            .iter()
+            .filter(|(key, _)| {
+                if end.is_empty() {
+                    **key == start
+                } else if end == [0] {
+                    **key >= start
+                } else {
+                    **key >= start && **key < end
+                }
+            })
+            .collect();
+        assert_eq!(
+            result.count,
+            expected.len() as i64,
+            "rev {revision} [{start:?}, {end:?})"
+        );
+        let shown = if limit > 0 {
+            expected.len().min(limit as usize)
+        } else {
+            expected.len()
+        };
+        assert_eq!(result.kvs.len(), shown);
+        assert_eq!(result.more, shown < expected.len());
+        for (kv, (key, (create, modified, version, value))) in result.kvs.iter().zip(&expected) {
+            assert_eq!(&kv.key, *key);
+            assert_eq!(
+                (kv.create_revision, kv.mod_revision, kv.version, &kv.value),
+                (*create, *modified, *version, value),
+                "key {key:?} at rev {revision}"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_ops_match_model_at_past_revisions() {
+    for seed in 0..4u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        // history[r] is the model at revision r; revision 1 is empty.
+        let mut history: Vec<Model> = vec![Model::new(), Model::new()];
+        let mut applied = 0;
+        for round in 0..ROUNDS {
+            let mut model = history.last().unwrap().clone();
+            let main = store.revision() + 1;
+            let mut batch = store.write_batch();
+            let mut txn = batch.txn();
+            let mut changed = false;
+            for _ in 0..rng.random_range(1..4) {
+                let key = random_key(&mut rng);
+                match rng.random_range(0..10) {
+                    0..=5 => {
+                        let value = format!("v{round}-{}", rng.random_range(0..1000)).into_bytes();
+                        txn.put(&key, &value, 0);
+                        let (create, version) = match model.get(&key) {
+                            Some((create, _, version, _)) => (*create, version + 1),
+                            None => (main, 1),
+                        };
+                        model.insert(key, (create, main, version, value));
+                        changed = true;
+                    }
+                    6..=8 => {
+                        let deleted = txn.delete_range(&key, b"");
+                        assert_eq!(deleted.len(), usize::from(model.remove(&key).is_some()));
+                        changed |= !deleted.is_empty();
+                    }
+                    _ => {
+                        let mut end = key.clone();
+                        end.push(b'5');
+                        let deleted = txn.delete_range(&key, &end);
+                        let doomed: Vec<_> = model
+                            .range(key.clone()..end.clone())
+                            .map(|(key, _)| key.clone())
+                            .collect();
+                        assert_eq!(deleted.len(), doomed.len());
+                        for key in doomed {
+                            model.remove(&key);
+                        }
+                        changed |= !deleted.is_empty();
+                    }
+                }
+            }
+            txn.end();
+            applied += 1;
+            batch.commit(applied);
+            if changed {
+                history.push(model);
+            }
+            assert_eq!(store.revision(), history.len() as i64 - 1);
+            if round % 97 == 0 {
+                store.persist().unwrap();
+            }
+            if round % 50 == 0 {
+                check(&store, &history, &mut rng, 20);
+            }
+        }
+        check(&store, &history, &mut rng, 300);
+        store.persist().unwrap();
+        drop(store);
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.revision(), history.len() as i64 - 1);
+        check(&store, &history, &mut rng, 300);
+    }
+}

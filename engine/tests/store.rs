@@ -1,0 +1,510 @@
+//! Guards the MVCC store: etcd's revision/version rules, every
+//! RangeOptions form, reads at old revisions, copy-on-write isolation of
+//! views, readers on other threads, persist + reopen, and rejection of a
+//! damaged or foreign file.
+
+use keel_engine::{
+    Event, EventKind, KeyValue, MvccError, RangeOptions, RangeResult, Store, StoreError,
+    StoreOptions,
+};
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+fn open(path: &Path) -> Store {
+    Store::open(path, StoreOptions::default()).unwrap()
+}
+
+fn put(store: &mut Store, key: &[u8], value: &[u8]) -> Vec<Event> {
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    txn.put(key, value, 0);
+    let events = txn.end();
+    batch.commit(applied);
+    events
+}
+
+fn delete(store: &mut Store, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    let deleted = txn.delete_range(key, range_end);
+    txn.end();
+    batch.commit(applied);
+    deleted
+}
+
+fn get_at(store: &Store, key: &[u8], revision: i64) -> Result<RangeResult, MvccError> {
+    store.reader().view().range(&RangeOptions {
+        key,
+        revision,
+        ..RangeOptions::default()
+    })
+}
+
+fn get(store: &Store, key: &[u8]) -> Option<KeyValue> {
+    get_at(store, key, 0).unwrap().kvs.pop()
+}
+
+fn keys(result: &RangeResult) -> Vec<&[u8]> {
+    result.kvs.iter().map(|kv| kv.key.as_slice()).collect()
+}
+
+#[test]
+fn revisions_and_versions_follow_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    assert_eq!(store.revision(), 1);
+    assert_eq!(store.reader().view().revision(), 1);
+
+    let events = put(&mut store, b"a", b"1");
+    assert_eq!(store.revision(), 2);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Put);
+    assert_eq!(events[0].prev_kv, None);
+    let first = KeyValue {
+        key: b"a".to_vec(),
+        create_revision: 2,
+        mod_revision: 2,
+        version: 1,
+        value: b"1".to_vec(),
+        lease: 0,
+    };
+    assert_eq!(get(&store, b"a"), Some(first.clone()));
+
+    let events = put(&mut store, b"a", b"2");
+    assert_eq!(store.revision(), 3);
+    assert_eq!(events[0].prev_kv, Some(first.clone()));
+    let second = get(&store, b"a").unwrap();
+    assert_eq!(
+        (second.create_revision, second.mod_revision, second.version),
+        (2, 3, 2)
+    );
+
+    let deleted = delete(&mut store, b"a", b"");
+    assert_eq!(deleted, vec![second.clone()]);
+    assert_eq!(store.revision(), 4);
+    assert_eq!(get(&store, b"a"), None);
+
+    put(&mut store, b"a", b"3");
+    let third = get(&store, b"a").unwrap();
+    assert_eq!(
+        (third.create_revision, third.mod_revision, third.version),
+        (5, 5, 1)
+    );
+
+    // Reads at old revisions.
+    assert_eq!(get_at(&store, b"a", 1).unwrap().kvs, vec![]);
+    assert_eq!(get_at(&store, b"a", 2).unwrap().kvs, vec![first]);
+    assert_eq!(get_at(&store, b"a", 3).unwrap().kvs, vec![second]);
+    assert_eq!(get_at(&store, b"a", 4).unwrap().kvs, vec![]);
+    assert_eq!(get_at(&store, b"a", 5).unwrap().kvs, vec![third]);
+    assert_eq!(get_at(&store, b"a", 2).unwrap().revision, 5);
+    assert_eq!(
+        get_at(&store, b"a", 6).unwrap_err(),
+        MvccError::FutureRevision
+    );
+    assert_eq!(
+        MvccError::FutureRevision.to_string(),
+        "mvcc: required revision is a future revision"
+    );
+    assert_eq!(
+        MvccError::Compacted.to_string(),
+        "mvcc: required revision has been compacted"
+    );
+}
+
+#[test]
+fn delete_of_missing_key_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    put(&mut store, b"a", b"1");
+    assert!(delete(&mut store, b"zz", b"").is_empty());
+    assert_eq!(store.revision(), 2);
+    assert!(delete(&mut store, b"b", b"c").is_empty());
+    assert_eq!(store.revision(), 2);
+}
+
+#[test]
+fn delete_event_has_key_and_revision_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    put(&mut store, b"a", b"1");
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    txn.delete_range(b"a", b"");
+    let events = txn.end();
+    batch.commit(9);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Delete);
+    assert_eq!(
+        events[0].kv,
+        KeyValue {
+            key: b"a".to_vec(),
+            mod_revision: 3,
+            ..KeyValue::default()
+        }
+    );
+    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"1");
+    assert_eq!(store.applied_index(), 9);
+}
+
+fn store_with_keys() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    for key in [
+        &b"a"[..],
+        b"ab",
+        b"b",
+        b"c",
+        b"c\x00",
+        b"d",
+        b"\x00",
+        b"\xff",
+    ] {
+        put(&mut store, key, b"v");
+    }
+    (dir, store)
+}
+
+#[test]
+fn range_forms() {
+    let (_dir, store) = store_with_keys();
+    let view = store.reader().view();
+    let range = |key: &[u8], range_end: &[u8]| {
+        view.range(&RangeOptions {
+            key,
+            range_end,
+            ..RangeOptions::default()
+        })
+        .unwrap()
+    };
+    assert_eq!(keys(&range(b"ab", b"")), [b"ab"]);
+    assert_eq!(keys(&range(b"zz", b"")), Vec::<&[u8]>::new());
+    assert_eq!(keys(&range(b"a", b"c")), [&b"a"[..], b"ab", b"b"]);
+    assert_eq!(keys(&range(b"a", b"c\x00")), [&b"a"[..], b"ab", b"b", b"c"]);
+    assert_eq!(
+        keys(&range(b"c", b"\x00")),
+        [&b"c"[..], b"c\x00", b"d", b"\xff"]
+    );
+    let all = range(b"\x00", b"\x00");
+    assert_eq!(all.count, 8);
+    assert_eq!(keys(&all)[0], b"\x00");
+    // Prefix range as etcdctl --prefix builds it.
+    assert_eq!(keys(&range(b"a", b"b")), [&b"a"[..], b"ab"]);
+    // range_end <= key: empty.
+    assert_eq!(range(b"c", b"b").count, 0);
+    assert_eq!(range(b"c", b"c").count, 0);
+    assert_eq!(range(b"a", b"c").revision, store.revision());
+}
+
+#[test]
+fn limit_count_more_keys_only_count_only() {
+    let (_dir, store) = store_with_keys();
+    let view = store.reader().view();
+    let limited = view
+        .range(&RangeOptions {
+            key: b"a",
+            range_end: b"\x00",
+            limit: 3,
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(keys(&limited), [&b"a"[..], b"ab", b"b"]);
+    assert_eq!(limited.count, 7);
+    assert!(limited.more);
+    let exact = view
+        .range(&RangeOptions {
+            key: b"a",
+            range_end: b"b",
+            limit: 2,
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!((exact.count, exact.more), (2, false));
+    let keys_only = view
+        .range(&RangeOptions {
+            key: b"a",
+            range_end: b"b",
+            keys_only: true,
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert!(keys_only
+        .kvs
+        .iter()
+        .all(|kv| kv.value.is_empty() && kv.version == 1));
+    assert_eq!(keys_only.kvs.len(), 2);
+    let count_only = view
+        .range(&RangeOptions {
+            key: b"\x00",
+            range_end: b"\x00",
+            count_only: true,
+            limit: 1,
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (count_only.kvs.len(), count_only.count, count_only.more),
+        (0, 8, false)
+    );
+}
+
+#[test]
+fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    put(&mut store, b"x", b"0");
+    let reader = store.reader();
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    let before = txn
+        .range(&RangeOptions {
+            key: b"x",
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(before.revision, 2);
+    txn.put(b"a", b"1", 7);
+    txn.put(b"b", b"1", 0);
+    let previous = txn.put(b"a", b"2", 7).unwrap();
+    assert_eq!((previous.mod_revision, previous.version), (3, 1));
+    let inside = txn
+        .range(&RangeOptions {
+            key: b"a",
+            range_end: b"c",
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(inside.revision, 3);
+    assert_eq!(inside.kvs[0].value, b"2");
+    assert_eq!(inside.kvs[0].version, 2);
+    assert_eq!(inside.kvs[0].lease, 7);
+    let deleted = txn.delete_range(b"b", b"");
+    assert_eq!(deleted.len(), 1);
+    let events = txn.end();
+    assert_eq!(events.len(), 4);
+    assert!(events.iter().all(|event| event.kv.mod_revision == 3));
+    // Two txns in one batch: two revisions, published together.
+    let mut txn = batch.txn();
+    txn.put(b"c", b"1", 0);
+    txn.end();
+    assert_eq!(reader.view().revision(), 2);
+    batch.commit(5);
+    let view = reader.view();
+    assert_eq!((view.revision(), view.applied_index()), (4, 5));
+    assert_eq!(store.revision(), 4);
+    assert_eq!(get(&store, b"a").unwrap().mod_revision, 3);
+    assert_eq!(get(&store, b"b"), None);
+    assert_eq!(get(&store, b"c").unwrap().create_revision, 4);
+    // A read-only txn leaves the revision alone.
+    let mut batch = store.write_batch();
+    batch.txn().end();
+    batch.commit(6);
+    assert_eq!(store.revision(), 4);
+}
+
+#[test]
+fn view_taken_before_a_batch_is_unchanged_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    for number in 0..2000 {
+        put(&mut store, format!("key{number:05}").as_bytes(), b"old");
+    }
+    let old_view = store.reader().view();
+    let all = RangeOptions {
+        key: b"\x00",
+        range_end: b"\x00",
+        ..RangeOptions::default()
+    };
+    let before = old_view.range(&all).unwrap();
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    for number in 0..2000 {
+        txn.put(format!("key{number:05}").as_bytes(), b"new", 0);
+    }
+    txn.delete_range(b"key00100", b"key00200");
+    txn.end();
+    batch.commit(10_000);
+    assert_eq!(old_view.range(&all).unwrap(), before);
+    assert_eq!(old_view.revision(), 2001);
+    let now = store.reader().view().range(&all).unwrap();
+    assert_eq!(now.count, 1900);
+    assert!(now.kvs.iter().all(|kv| kv.value == b"new"));
+}
+
+#[test]
+fn reader_works_from_another_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    let reader = store.reader();
+    let (sender, receiver) = std::sync::mpsc::channel::<i64>();
+    let (ack_sender, ack_receiver) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for expected in receiver {
+            let view = reader.view();
+            assert_eq!(view.revision(), expected);
+            let result = view
+                .range(&RangeOptions {
+                    key: b"k",
+                    ..RangeOptions::default()
+                })
+                .unwrap();
+            seen.push(result.kvs[0].version);
+            ack_sender.send(()).unwrap();
+        }
+        seen
+    });
+    for round in 0..50 {
+        put(&mut store, b"k", format!("{round}").as_bytes());
+        sender.send(store.revision()).unwrap();
+        ack_receiver.recv().unwrap();
+    }
+    drop(sender);
+    assert_eq!(thread.join().unwrap(), (1..=50).collect::<Vec<i64>>());
+}
+
+#[test]
+fn persist_and_reopen_give_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut store = open(&path);
+    assert!(!store.needs_persist());
+    let big_value = vec![0xABu8; 1_500_000];
+    put(&mut store, b"big", &big_value);
+    for number in 0..3000 {
+        put(
+            &mut store,
+            format!("key{number:05}").as_bytes(),
+            &[number as u8; 256],
+        );
+    }
+    delete(&mut store, b"key00010", b"key00020");
+    assert_eq!(store.persisted_index(), 0);
+    store.persist().unwrap();
+    assert_eq!(store.persisted_index(), store.applied_index());
+    let size_after_first = store.file_size_bytes();
+    // Small change: only the changed path is appended.
+    put(&mut store, b"key00500", b"changed");
+    store.persist().unwrap();
+    let appended = store.file_size_bytes() - size_after_first;
+    assert!(appended < 64 * 1024, "appended {appended} bytes");
+    let revision = store.revision();
+    let applied = store.applied_index();
+    let all = RangeOptions {
+        key: b"\x00",
+        range_end: b"\x00",
+        ..RangeOptions::default()
+    };
+    let expected = store.reader().view().range(&all).unwrap();
+    let expected_old = get_at(&store, b"key00015", 100).unwrap();
+    drop(store);
+
+    let store = open(&path);
+    assert_eq!(store.revision(), revision);
+    assert_eq!(store.applied_index(), applied);
+    assert_eq!(store.persisted_index(), applied);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        store.file_size_bytes()
+    );
+    assert_eq!(store.reader().view().range(&all).unwrap(), expected);
+    assert_eq!(expected.count, 3000 - 10 + 1);
+    assert_eq!(get(&store, b"big").unwrap().value, big_value);
+    assert_eq!(get_at(&store, b"key00015", 100).unwrap(), expected_old);
+    assert_eq!(expected_old.kvs.len(), 1);
+}
+
+#[test]
+fn needs_persist_after_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        persist_ops_threshold: 3,
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open(&dir.path().join("db"), options).unwrap();
+    put(&mut store, b"a", b"1");
+    put(&mut store, b"b", b"1");
+    assert!(!store.needs_persist());
+    put(&mut store, b"c", b"1");
+    assert!(store.needs_persist());
+    store.persist().unwrap();
+    assert!(!store.needs_persist());
+}
+
+fn persisted_store(path: &Path) {
+    let mut store = open(path);
+    for number in 0..500 {
+        put(
+            &mut store,
+            format!("key{number:04}").as_bytes(),
+            &[1u8; 100],
+        );
+    }
+    store.persist().unwrap();
+}
+
+#[test]
+fn corrupted_node_is_an_error_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    persisted_store(&path);
+    // Page 1 is the first leaf written.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, 4096 + 100).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], 4096 + 100).unwrap();
+    let error = Store::open(&path, StoreOptions::default()).unwrap_err();
+    match &error {
+        StoreError::Corrupt {
+            path: at, offset, ..
+        } => {
+            assert_eq!(at, &path);
+            assert_eq!(*offset, 4096 + 20);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(error.to_string().contains("db"), "{error}");
+}
+
+#[test]
+fn other_format_version_or_bad_header_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    persisted_store(&path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut header = [0u8; 28];
+    file.read_exact_at(&mut header, 0).unwrap();
+    header[8] = 9;
+    let crc = crc32c::crc32c(&header[..24]);
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    file.write_all_at(&header, 0).unwrap();
+    assert!(matches!(
+        Store::open(&path, StoreOptions::default()).unwrap_err(),
+        StoreError::UnsupportedVersion {
+            found: 9,
+            offset: 8,
+            ..
+        }
+    ));
+    file.write_all_at(b"XXXX", 0).unwrap();
+    assert!(matches!(
+        Store::open(&path, StoreOptions::default()).unwrap_err(),
+        StoreError::Corrupt { offset: 0, .. }
+    ));
+    file.set_len(100).unwrap();
+    assert!(matches!(
+        Store::open(&path, StoreOptions::default()).unwrap_err(),
+        StoreError::Corrupt { .. }
+    ));
+}
