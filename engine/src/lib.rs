@@ -24,3 +24,15 @@ pub use mvcc::{
     StoreReader, Txn, WriteBatch,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
+
+/// Compile-time checks of the thread-safety the other crates rely on: the
+/// raft core may move the `Wal` and `Store` to its thread, and shard cores
+/// share `StoreReader`s and `ReadView`s.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send::<Wal>();
+    send::<Store>();
+    send_sync::<StoreReader>();
+    send_sync::<ReadView>();
+};
