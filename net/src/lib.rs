@@ -1,0 +1,40 @@
+//! keel's shard cores.
+//!
+//! Each shard core is a pinned glommio executor that accepts client
+//! connections on every client listener (SO_REUSEPORT), speaks HTTP/2 with
+//! `h2` and gRPC framing ([`grpc`]) directly — no tonic, no tokio runtime
+//! ([`io_compat`] adapts glommio sockets to the traits `h2` wants) — and
+//! serves calls: serializable reads from the store's published read view on
+//! the core itself, writes and linearizable read barriers through the raft
+//! core ([`shard`]). Every error maps to etcd's gRPC status in one table
+//! ([`status`]).
+
+pub mod grpc;
+pub mod io_compat;
+pub mod kv;
+pub mod server;
+pub mod shard;
+pub mod status;
+
+use std::net::SocketAddr;
+
+pub use server::{run_shard, ShardSetup};
+
+/// etcd's `--max-request-bytes` default: 1.5 MiB.
+pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1536 * 1024;
+/// etcd lets gRPC receive this much beyond `--max-request-bytes`.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// What every shard core serves with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: Vec<SocketAddr>,
+    pub max_request_bytes: usize,
+}
+
+impl ServeConfig {
+    /// The largest gRPC message a call may carry (etcd: request bytes + 512 KiB).
+    pub fn recv_limit_bytes(&self) -> usize {
+        self.max_request_bytes + GRPC_OVERHEAD_BYTES
+    }
+}

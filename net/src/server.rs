@@ -1,0 +1,193 @@
+//! A shard core's server: accept on every client listener (SO_REUSEPORT, so
+//! the kernel spreads connections over the shard cores), speak HTTP/2 with
+//! `h2`, read each call's one gRPC message, dispatch it, answer with the
+//! message and `grpc-status` trailers.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use glommio::net::{TcpListener, TcpStream};
+use h2::server::SendResponse;
+use h2::RecvStream;
+use http::{HeaderMap, HeaderValue};
+use keel_engine::StoreReader;
+use keel_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
+use keel_proto::methods;
+use keel_raft_shim::{FromRaft, RaftStatus, ShardId, ToRaft};
+use prost::Message;
+
+use crate::grpc::{self, Code, FrameError, Status};
+use crate::io_compat::TokioIo;
+use crate::kv;
+use crate::shard::Shard;
+use crate::status::unknown_method;
+use crate::ServeConfig;
+
+/// Streams one HTTP/2 connection may have open at once.
+pub const CONNECTION_STREAMS_MAX: u32 = 1024;
+/// Per-stream receive window.
+pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+/// Per-connection receive window.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
+/// Bytes h2 may buffer for sending on one stream.
+pub const STREAM_SEND_BUFFER_BYTES_MAX: usize = 4 << 20;
+
+/// Everything one shard core needs, handed over from start-up.
+pub struct ShardSetup {
+    pub id: ShardId,
+    pub config: ServeConfig,
+    pub reader: StoreReader,
+    pub status: Arc<RaftStatus>,
+    pub to_raft: SharedSender<ToRaft>,
+    pub from_raft: SharedReceiver<FromRaft>,
+}
+
+/// Runs a shard core inside its executor: binds every listener, reports the
+/// outcome through `bound`, then serves until the raft core goes away.
+pub async fn run_shard(setup: ShardSetup, bound: impl FnOnce(Result<(), (SocketAddr, std::io::Error)>)) {
+    let mut listeners = Vec::new();
+    for addr in &setup.config.listen {
+        match TcpListener::bind(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(error) => {
+                bound(Err((*addr, std::io::Error::other(error.to_string()))));
+                return;
+            }
+        }
+    }
+    let to_raft = setup.to_raft.connect().await;
+    let from_raft = setup.from_raft.connect().await;
+    let shard = Rc::new(Shard::new(setup.id, setup.reader, setup.status, setup.config, to_raft));
+    bound(Ok(()));
+    let accepts: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| glommio::spawn_local(accept_loop(listener, shard.clone())))
+        .collect();
+    shard.run_replies(from_raft).await;
+    drop(accepts);
+}
+
+async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(serve_connection(stream, shard.clone())).detach();
+            }
+            Err(error) => {
+                eprintln!("keel: accept failed: {error}");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shard: Rc<Shard>) {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(CONNECTION_STREAMS_MAX)
+        .initial_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_send_buffer_size(STREAM_SEND_BUFFER_BYTES_MAX);
+    let Ok(mut connection) = builder.handshake::<_, Bytes>(TokioIo(stream)).await else {
+        return; // not HTTP/2, or gone before the preface: close
+    };
+    while let Some(accepted) = connection.accept().await {
+        match accepted {
+            Ok((request, respond)) => {
+                glommio::spawn_local(serve_call(request, respond, shard.clone())).detach();
+            }
+            Err(_) => break, // protocol error or reset connection: close it
+        }
+    }
+}
+
+async fn serve_call(request: http::Request<RecvStream>, respond: SendResponse<Bytes>, shard: Rc<Shard>) {
+    let (parts, body) = request.into_parts();
+    let limit = shard.config.recv_limit_bytes();
+    let message = match read_message(body, limit).await {
+        Ok(Some(message)) => message,
+        Ok(None) => return, // the client reset the stream or vanished mid-request
+        Err(status) => return send_result(respond, Err(status)),
+    };
+    let result = match grpc::unframe(&message, limit) {
+        Ok(bytes) => dispatch(&shard, parts.uri.path(), bytes).await,
+        Err(error) => Err(error.to_status()),
+    };
+    send_result(respond, result);
+}
+
+/// Reads the request body: one framed gRPC message, at most `limit` bytes.
+async fn read_message(mut body: RecvStream, limit: usize) -> Result<Option<Bytes>, Status> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return Ok(None) };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            previous => {
+                if let Some(previous) = previous {
+                    joined.extend_from_slice(&previous);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+        let seen = first.as_deref().unwrap_or(&joined);
+        if let Some(len) = grpc::announced_len(seen) {
+            if len > limit {
+                return Err(FrameError::TooLarge(len, limit).to_status());
+            }
+        }
+        if seen.len() > grpc::PREFIX_BYTES + limit {
+            return Err(FrameError::TrailingBytes.to_status());
+        }
+    }
+    Ok(Some(first.unwrap_or_else(|| joined.freeze())))
+}
+
+async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, Status> {
+    match path {
+        methods::KV_RANGE => {
+            let request = decode::<RangeRequest>(message)?;
+            Ok(grpc::frame(&kv::range(shard, request).await?))
+        }
+        methods::KV_PUT => {
+            let request = decode::<PutRequest>(message)?;
+            Ok(grpc::frame(&kv::put(shard, request).await?))
+        }
+        methods::KV_DELETE_RANGE => {
+            let request = decode::<DeleteRangeRequest>(message)?;
+            Ok(grpc::frame(&kv::delete_range(shard, request).await?))
+        }
+        _ => Err(unknown_method(path)),
+    }
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
+    M::decode(bytes).map_err(|error| Status::new(Code::Internal, format!("grpc: error unmarshalling request: {error}")))
+}
+
+fn send_result(mut respond: SendResponse<Bytes>, result: Result<Bytes, Status>) {
+    let mut response = http::Response::new(());
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    match result {
+        Ok(body) => {
+            let Ok(mut stream) = respond.send_response(response, false) else { return };
+            if stream.send_data(body, false).is_err() {
+                return;
+            }
+            let mut trailers = HeaderMap::with_capacity(1);
+            trailers.insert("grpc-status", HeaderValue::from_static("0"));
+            let _ = stream.send_trailers(trailers);
+        }
+        Err(status) => {
+            // Trailers-only response: the status rides on the headers.
+            status.to_headers(response.headers_mut());
+            let _ = respond.send_response(response, true);
+        }
+    }
+}

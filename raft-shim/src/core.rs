@@ -1,0 +1,481 @@
+//! The raft core: one pinned executor that owns consensus and the disk.
+//!
+//! Each ready cycle (a) takes every proposal and read request queued by the
+//! shard cores (bounded by `PROPOSAL_BATCH_MAX` / `PROPOSAL_BATCH_BYTES_MAX`),
+//! (b) hands them to raft, (c) persists the ready's entries and hard state
+//! with one WAL write and one fdatasync (group commit: no timer, no extra
+//! hop), (d) applies what raft reports committed in one store write batch,
+//! publishes the new read view, and (e) answers each originating core.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use keel_engine::{Store, StoreOptions, StoreReader, Wal, WalOptions};
+use keel_proto::etcdserverpb::ResponseHeader;
+use keel_proto::keelpb::InternalRequest;
+use prost::Message;
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
+use raft::storage::MemStorage;
+use raft::{Config, RawNode, StateRole, Storage};
+
+use crate::apply::{apply_request, revision_after};
+use crate::message::{
+    ApplyError, FromRaft, Response, ShardId, ToRaft, Token, PROPOSAL_BATCH_BYTES_MAX, PROPOSAL_BATCH_MAX,
+    PROPOSAL_QUEUE_MAX,
+};
+use crate::wal_codec::{self, RECORD_ENTRY, RECORD_HARD_STATE};
+
+/// How often raft's logical clock ticks.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// Ticks without a leader before a member campaigns (etcd: 1000 ms / 100 ms).
+pub const ELECTION_TICKS: usize = 10;
+/// Ticks between leader heartbeats.
+pub const HEARTBEAT_TICKS: usize = 1;
+/// Raft log entries kept in memory behind the applied index.
+pub const LOG_ENTRIES_KEPT_MAX: u64 = 10_000;
+
+/// What the raft core needs to start.
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    pub data_dir: PathBuf,
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+/// Cluster facts the shard cores put in response headers; written by the
+/// raft core only.
+#[derive(Debug, Default)]
+pub struct RaftStatus {
+    pub term: AtomicU64,
+    pub leader_id: AtomicU64,
+    pub applied_index: AtomicU64,
+    pub member_id: u64,
+    pub cluster_id: u64,
+}
+
+impl RaftStatus {
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.term.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum OpenError {
+    CreateDir { path: PathBuf, error: std::io::Error },
+    Store(keel_engine::StoreError),
+    Wal(keel_engine::WalError),
+    Record(wal_codec::CodecError),
+    /// The WAL's oldest entry is newer than what the store has applied.
+    WalGap { first_wal_index: u64, applied_index: u64 },
+    Raft(raft::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::CreateDir { path, error } => write!(f, "cannot create {}: {error}", path.display()),
+            OpenError::Store(error) => write!(f, "backend: {error}"),
+            OpenError::Wal(error) => write!(f, "wal: {error}"),
+            OpenError::Record(error) => write!(f, "wal: {error}"),
+            OpenError::WalGap { first_wal_index, applied_index } => write!(
+                f,
+                "wal: oldest entry {first_wal_index} is past the backend's applied index {applied_index}; entries are missing"
+            ),
+            OpenError::Raft(error) => write!(f, "raft: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+pub struct RaftCore {
+    node: RawNode<MemStorage>,
+    wal: Wal,
+    store: Store,
+    status: Arc<RaftStatus>,
+    /// Proposal id -> the core and token waiting for its result.
+    pending: HashMap<u64, (ShardId, Token)>,
+    next_proposal_id: u64,
+    revision: i64,
+    applied_index: u64,
+    /// Read requests taken this cycle, not yet given to raft.
+    reads_unsent: Vec<(ShardId, Token)>,
+    /// Read batches given to raft, by request context.
+    reads_in_raft: HashMap<u64, Vec<(ShardId, Token)>>,
+    /// Read batches whose read index is known, waiting for apply.
+    reads_waiting_apply: Vec<(u64, Vec<(ShardId, Token)>)>,
+    next_read_context: u64,
+    entry_buffer: Vec<u8>,
+    proposal_buffer: Vec<u8>,
+}
+
+impl RaftCore {
+    /// Opens the backend and the WAL under `data_dir/member/` (etcd's layout:
+    /// `member/snap/db`, `member/wal/`), rebuilds raft's log from the WAL tail
+    /// and becomes a single-member leader.
+    pub fn open(config: &RaftConfig) -> Result<(RaftCore, StoreReader, Arc<RaftStatus>), OpenError> {
+        let member_dir = config.data_dir.join("member");
+        let snap_dir = member_dir.join("snap");
+        let wal_dir = member_dir.join("wal");
+        for dir in [&snap_dir, &wal_dir] {
+            std::fs::create_dir_all(dir).map_err(|error| OpenError::CreateDir { path: dir.clone(), error })?;
+        }
+        let store = Store::open(&snap_dir.join("db"), StoreOptions::default()).map_err(OpenError::Store)?;
+        let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
+        let applied_index = store.applied_index();
+
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut hard_state = HardState::default();
+        for record in records {
+            match record.kind {
+                RECORD_ENTRY => {
+                    let entry = wal_codec::decode_entry(record.index, &record.payload).map_err(OpenError::Record)?;
+                    // A rewritten suffix (after a term change) replaces what followed.
+                    while entries.last().is_some_and(|last| last.index >= entry.index) {
+                        entries.pop();
+                    }
+                    entries.push(entry);
+                }
+                RECORD_HARD_STATE => {
+                    hard_state =
+                        wal_codec::decode_hard_state(record.index, &record.payload).map_err(OpenError::Record)?;
+                }
+                kind => {
+                    return Err(OpenError::Record(wal_codec::CodecError::UnknownKind { kind, index: record.index }))
+                }
+            }
+        }
+
+        let voters = ConfState::from((vec![config.member_id], vec![]));
+        let storage = MemStorage::new_with_conf_state(voters.clone());
+        if let Some(first) = entries.first() {
+            let first_index = first.index;
+            if first_index > 1 {
+                // Segments before this entry were released because the
+                // backend had persisted past them: start the log at it.
+                if first_index > applied_index {
+                    return Err(OpenError::WalGap { first_wal_index: first_index, applied_index });
+                }
+                let mut snapshot = Snapshot::default();
+                snapshot.mut_metadata().index = first_index;
+                snapshot.mut_metadata().term = first.term;
+                snapshot.mut_metadata().set_conf_state(voters);
+                storage.wl().apply_snapshot(snapshot).map_err(OpenError::Raft)?;
+                entries.remove(0);
+            }
+            storage.wl().append(&entries).map_err(OpenError::Raft)?;
+        }
+        let last_index = storage.last_index().map_err(OpenError::Raft)?;
+        // Everything the backend applied was committed; a single member's
+        // durable entries are committed by its own vote.
+        hard_state.commit = hard_state.commit.max(applied_index).min(last_index.max(applied_index));
+        if hard_state.commit > 0 || hard_state.term > 0 {
+            storage.wl().set_hardstate(hard_state);
+        }
+
+        let raft_config = Config {
+            id: config.member_id,
+            election_tick: ELECTION_TICKS,
+            heartbeat_tick: HEARTBEAT_TICKS,
+            applied: applied_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..Default::default()
+        };
+        raft_config.validate().map_err(OpenError::Raft)?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut node = RawNode::new(&raft_config, storage, &logger).map_err(OpenError::Raft)?;
+        // A single voter need not wait for an election timeout.
+        node.campaign().map_err(OpenError::Raft)?;
+
+        let status = Arc::new(RaftStatus {
+            member_id: config.member_id,
+            cluster_id: config.cluster_id,
+            ..Default::default()
+        });
+        status.applied_index.store(applied_index, Ordering::Relaxed);
+        let reader = store.reader();
+        let revision = store.revision();
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(1);
+        let core = RaftCore {
+            node,
+            wal,
+            store,
+            status: status.clone(),
+            pending: HashMap::new(),
+            // Ids stay unique across restarts: replayed entries never match a new proposal.
+            next_proposal_id: started_ms << 20,
+            revision,
+            applied_index,
+            reads_unsent: Vec::new(),
+            reads_in_raft: HashMap::new(),
+            reads_waiting_apply: Vec::new(),
+            next_read_context: 1,
+            entry_buffer: Vec::new(),
+            proposal_buffer: Vec::new(),
+        };
+        Ok((core, reader, status))
+    }
+
+    /// Runs the ready loop until every shard core has hung up.
+    pub async fn run(mut self, inboxes: Vec<ConnectedReceiver<ToRaft>>, replies: Vec<ConnectedSender<FromRaft>>) {
+        let (local_tx, local_rx) = local_channel::new_bounded::<ToRaft>(PROPOSAL_QUEUE_MAX);
+        let local_tx = Rc::new(local_tx);
+        let open_inboxes = Rc::new(RefCell::new(inboxes.len()));
+        for inbox in inboxes {
+            let local_tx = local_tx.clone();
+            let open_inboxes = open_inboxes.clone();
+            glommio::spawn_local(async move {
+                while let Some(message) = inbox.recv().await {
+                    if local_tx.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                *open_inboxes.borrow_mut() -= 1;
+            })
+            .detach();
+        }
+        drop(local_tx);
+        let mut next_tick = Instant::now() + TICK_INTERVAL;
+        // First cycle: the campaign's entry and any replayed committed entries.
+        self.on_ready(&replies).await;
+        loop {
+            let first = if self.node.has_ready() {
+                None
+            } else {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                let received = futures_lite::future::or(async { Some(local_rx.recv().await) }, async {
+                    glommio::timer::sleep(wait).await;
+                    None
+                })
+                .await;
+                match received {
+                    Some(None) => break, // every shard core is gone
+                    Some(Some(message)) => Some(message),
+                    None => None,
+                }
+            };
+            self.take_batch(first, &local_rx, &replies).await;
+            if Instant::now() >= next_tick {
+                self.node.tick();
+                next_tick = Instant::now() + TICK_INTERVAL;
+            }
+            self.on_ready(&replies).await;
+        }
+        let _ = self.store.persist();
+    }
+
+    /// Takes `first` and everything else already queued, within the batch limits.
+    async fn take_batch(
+        &mut self,
+        first: Option<ToRaft>,
+        local_rx: &LocalReceiver<ToRaft>,
+        replies: &[ConnectedSender<FromRaft>],
+    ) {
+        let mut taken = 0usize;
+        let mut taken_bytes = 0usize;
+        let mut next = first;
+        loop {
+            let message = match next.take() {
+                Some(message) => message,
+                None => {
+                    if taken >= PROPOSAL_BATCH_MAX || taken_bytes >= PROPOSAL_BATCH_BYTES_MAX {
+                        break;
+                    }
+                    match futures_lite::future::poll_once(local_rx.recv()).await {
+                        Some(Some(message)) => message,
+                        _ => break,
+                    }
+                }
+            };
+            taken += 1;
+            match message {
+                ToRaft::Propose { shard, token, request } => {
+                    let id = self.next_proposal_id;
+                    self.next_proposal_id += 1;
+                    let internal = InternalRequest { id, request: Some(request) };
+                    self.proposal_buffer.clear();
+                    internal.encode(&mut self.proposal_buffer).expect("Vec grows");
+                    taken_bytes += self.proposal_buffer.len();
+                    match self.node.propose(Vec::new(), self.proposal_buffer.clone()) {
+                        Ok(()) => {
+                            self.pending.insert(id, (shard, token));
+                        }
+                        Err(error) => {
+                            let error = match error {
+                                raft::Error::ProposalDropped => ApplyError::ProposalDropped,
+                                _ => ApplyError::NotLeader,
+                            };
+                            send_reply(replies, shard, FromRaft::Applied { token, result: Err(error) }).await;
+                        }
+                    }
+                }
+                ToRaft::ReadIndex { shard, token } => self.reads_unsent.push((shard, token)),
+            }
+        }
+        if !self.reads_unsent.is_empty() {
+            let context = self.next_read_context;
+            self.next_read_context += 1;
+            self.reads_in_raft.insert(context, std::mem::take(&mut self.reads_unsent));
+            self.node.read_index(context.to_le_bytes().to_vec());
+        }
+    }
+
+    async fn on_ready(&mut self, replies: &[ConnectedSender<FromRaft>]) {
+        if !self.node.has_ready() {
+            return;
+        }
+        let mut ready = self.node.ready();
+        if let Some(soft_state) = ready.ss() {
+            self.status.leader_id.store(soft_state.leader_id, Ordering::Relaxed);
+            debug_assert!(soft_state.raft_state == StateRole::Leader || soft_state.leader_id != self.status.member_id);
+        }
+        // A single member has no peers: nothing in messages() to send.
+        debug_assert!(ready.messages().is_empty());
+        self.apply(ready.take_committed_entries(), replies).await;
+        for read_state in ready.take_read_states() {
+            self.read_index_known(read_state.index, &read_state.request_ctx);
+        }
+
+        let entries = ready.take_entries();
+        if !entries.is_empty() {
+            for entry in &entries {
+                wal_codec::encode_entry(entry, &mut self.entry_buffer);
+                self.wal.append(RECORD_ENTRY, entry.index, &self.entry_buffer);
+            }
+            self.node.mut_store().wl().append(&entries).expect("entries follow the log");
+        }
+        if let Some(hard_state) = ready.hs() {
+            let last_index = self.node.store().last_index().expect("memory storage");
+            self.wal.append(RECORD_HARD_STATE, last_index, &wal_codec::encode_hard_state(hard_state));
+            self.status.term.store(hard_state.term, Ordering::Relaxed);
+            self.node.mut_store().wl().set_hardstate(hard_state.clone());
+        }
+        if self.wal.buffered_bytes() > 0 {
+            // One io_uring write and one fdatasync for the whole ready.
+            if let Err(error) = self.wal.sync() {
+                // As etcd: a member that cannot make its log durable stops.
+                eprintln!("keel: fatal: wal sync failed: {error}");
+                std::process::exit(2);
+            }
+        }
+        let mut light_ready = self.node.advance(ready);
+        if let Some(commit) = light_ready.commit_index() {
+            self.node.mut_store().wl().mut_hard_state().commit = commit;
+        }
+        self.apply(light_ready.take_committed_entries(), replies).await;
+        self.node.advance_apply();
+        self.reads_after_apply(replies).await;
+
+        if self.store.needs_persist() {
+            self.persist_backend();
+        }
+    }
+
+    fn persist_backend(&mut self) {
+        if let Err(error) = self.store.persist() {
+            eprintln!("keel: fatal: backend commit failed: {error}");
+            std::process::exit(2);
+        }
+        let persisted = self.store.persisted_index();
+        if let Err(error) = self.wal.release_before(persisted) {
+            eprintln!("keel: warning: releasing wal segments failed: {error}");
+        }
+        let keep_from = persisted.saturating_sub(LOG_ENTRIES_KEPT_MAX);
+        let first_index = self.node.store().first_index().expect("memory storage");
+        if keep_from > first_index {
+            let _ = self.node.mut_store().wl().compact(keep_from);
+        }
+    }
+
+    async fn apply(&mut self, entries: Vec<Entry>, replies: &[ConnectedSender<FromRaft>]) {
+        let Some(last) = entries.last() else { return };
+        let last_index = last.index;
+        let term = self.status.term.load(Ordering::Relaxed);
+        let mut answers: Vec<(ShardId, FromRaft)> = Vec::new();
+        let mut revision = self.revision;
+        {
+            let mut batch = self.store.write_batch();
+            for entry in entries {
+                if entry.data.is_empty() || entry.entry_type != EntryType::EntryNormal {
+                    continue; // leader's empty entry; conf changes arrive with clustering
+                }
+                let internal = match InternalRequest::decode(&entry.data[..]) {
+                    Ok(internal) => internal,
+                    Err(error) => {
+                        eprintln!("keel: skipping undecodable entry {}: {error}", entry.index);
+                        continue;
+                    }
+                };
+                let waiter = self.pending.remove(&internal.id);
+                let Some(request) = internal.request else { continue };
+                let (mut result, events) = apply_request(batch.txn(), request);
+                revision = revision_after(revision, &events);
+                if let Ok(response) = &mut result {
+                    set_header(response, self.status.header(revision), term);
+                }
+                if let Some((shard, token)) = waiter {
+                    answers.push((shard, FromRaft::Applied { token, result }));
+                }
+            }
+            batch.commit(last_index);
+        }
+        self.revision = revision;
+        self.applied_index = last_index;
+        self.status.applied_index.store(last_index, Ordering::Release);
+        for (shard, answer) in answers {
+            send_reply(replies, shard, answer).await;
+        }
+    }
+
+    fn read_index_known(&mut self, index: u64, context: &[u8]) {
+        let Ok(bytes) = <[u8; 8]>::try_from(context) else { return };
+        if let Some(waiters) = self.reads_in_raft.remove(&u64::from_le_bytes(bytes)) {
+            self.reads_waiting_apply.push((index, waiters));
+        }
+    }
+
+    async fn reads_after_apply(&mut self, replies: &[ConnectedSender<FromRaft>]) {
+        if self.reads_waiting_apply.is_empty() {
+            return;
+        }
+        let applied = self.applied_index;
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.reads_waiting_apply).into_iter().partition(|(index, _)| *index <= applied);
+        self.reads_waiting_apply = waiting;
+        for (_, waiters) in ready {
+            for (shard, token) in waiters {
+                send_reply(replies, shard, FromRaft::ReadIndexReady { token }).await;
+            }
+        }
+    }
+}
+
+fn set_header(response: &mut Response, mut header: ResponseHeader, term: u64) {
+    header.raft_term = term;
+    match response {
+        Response::Put(r) => r.header = Some(header),
+        Response::DeleteRange(r) => r.header = Some(header),
+    }
+}
+
+async fn send_reply(replies: &[ConnectedSender<FromRaft>], shard: ShardId, message: FromRaft) {
+    // The shard core bounds its requests in flight by this queue's capacity,
+    // so this waits only while that core drains its replies.
+    let _ = replies[shard].send(message).await;
+}

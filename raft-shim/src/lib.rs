@@ -1,0 +1,21 @@
+//! keel's raft core.
+//!
+//! One pinned glommio executor drives tikv's `raft` `RawNode`. Shard cores
+//! send it proposals and read-index requests over bounded queues
+//! ([`message`]); it batches everything queued into one ready cycle, persists
+//! that batch through the engine's WAL with one write and one fdatasync
+//! ([`wal_codec`] says what the records hold), applies committed entries to
+//! the MVCC store in one write batch ([`apply`]), publishes the new read view,
+//! and answers the core that asked ([`core`]).
+//!
+//! This version runs a single-member cluster; peers, membership and
+//! snapshots arrive with clustering.
+
+pub mod apply;
+pub mod convert;
+pub mod core;
+pub mod message;
+pub mod wal_codec;
+
+pub use crate::core::{OpenError, RaftConfig, RaftCore, RaftStatus};
+pub use crate::message::{ApplyError, FromRaft, Response, ShardId, ToRaft, Token};

@@ -1,0 +1,72 @@
+//! What crosses between a shard core and the raft core.
+//!
+//! Every queue that carries these is bounded (see the limits below); a full
+//! queue makes the sender wait, so memory never grows with load.
+
+use keel_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, ResponseHeader};
+use keel_proto::keelpb::internal_request::Request;
+
+/// Capacity of each shard core -> raft core queue.
+pub const PROPOSAL_QUEUE_MAX: usize = 4096;
+/// Capacity of each raft core -> shard core queue. A shard core never has more
+/// requests in flight than this (it holds a permit per request), so the raft
+/// core's send into this queue never waits for long.
+pub const REPLY_QUEUE_MAX: usize = 4096;
+/// Requests one shard core may have in flight at the raft core at once.
+pub const SHARD_INFLIGHT_MAX: usize = REPLY_QUEUE_MAX;
+/// Most proposals handed to raft in one ready cycle.
+pub const PROPOSAL_BATCH_MAX: usize = 8192;
+/// Most payload bytes handed to raft in one ready cycle.
+pub const PROPOSAL_BATCH_BYTES_MAX: usize = 16 << 20;
+
+const _: () = assert!(SHARD_INFLIGHT_MAX <= REPLY_QUEUE_MAX);
+
+/// Index of a shard core, 0-based.
+pub type ShardId = usize;
+/// A shard core's own number for one waiting request.
+pub type Token = u64;
+
+/// A message from a shard core to the raft core.
+#[derive(Debug)]
+pub enum ToRaft {
+    /// Replicate and apply a write.
+    Propose { shard: ShardId, token: Token, request: Request },
+    /// Linearizable read barrier: answer once the read index is applied.
+    ReadIndex { shard: ShardId, token: Token },
+}
+
+/// A message from the raft core back to the shard core that asked.
+#[derive(Debug)]
+pub enum FromRaft {
+    Applied { token: Token, result: Result<Response, ApplyError> },
+    ReadIndexReady { token: Token },
+}
+
+/// The applied result of one proposal, as the client will see it.
+#[derive(Debug)]
+pub enum Response {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+}
+
+impl Response {
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        match self {
+            Response::Put(r) => r.header.as_ref(),
+            Response::DeleteRange(r) => r.header.as_ref(),
+        }
+    }
+}
+
+/// Why a proposal did not apply. `net/` maps each to etcd's gRPC status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The request kind is not handled by this version of the apply loop.
+    Unsupported,
+    /// This member is not the leader (never for a single member once started).
+    NotLeader,
+    /// The raft core is stopping; the outcome is unknown to the client.
+    Stopping,
+    /// The request was dropped by raft before it was appended.
+    ProposalDropped,
+}

@@ -1,0 +1,213 @@
+//! The one way tests start real processes: the `keel` binary (and, where a
+//! test compares, Debian's etcd) on loopback with a fresh data dir.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to say it is ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A free loopback port (bound then released; racing tests pick different ones).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn scratch_dir(label: &str) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("{label}-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `keel` member. Killed (SIGKILL) when dropped.
+pub struct Keel {
+    pub child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub extra_args: Vec<String>,
+}
+
+impl Keel {
+    /// Starts keel on a free port with a fresh data dir.
+    pub fn start(label: &str) -> Keel {
+        Keel::start_with(&scratch_dir(label).join("data.keel"), free_port(), &[])
+    }
+
+    pub fn start_with(data_dir: &Path, port: u16, extra_args: &[&str]) -> Keel {
+        let url = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
+        command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen-client-urls")
+            .arg(&url)
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn keel");
+        wait_ready(&mut child, "ready to serve client requests");
+        Keel { child, port, data_dir: data_dir.to_path_buf(), extra_args: extra_args.iter().map(|s| s.to_string()).collect() }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills and starts again on the same data dir and port.
+    pub fn restart(mut self) -> Keel {
+        self.kill9();
+        let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        Keel::start_with(&self.data_dir.clone(), self.port, &extra)
+    }
+
+    /// Peak resident set size so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.pid())
+    }
+}
+
+impl Drop for Keel {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the child's stderr has a line containing `marker`; keeps
+/// draining stderr afterwards so the child never blocks on a full pipe.
+fn wait_ready(child: &mut Child, marker: &'static str) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("KEEL_TEST_VERBOSE").is_some() {
+                eprintln!("[server] {line}");
+            }
+            if !seen && line.contains(marker) {
+                seen = true;
+                let _ = tx.send(Ok(()));
+            } else if !seen {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut log = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(())) => return,
+            Ok(Err(line)) => log.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not become ready within {START_TIMEOUT:?}; its stderr:\n{}", log.join("\n"));
+            }
+        }
+    }
+}
+
+/// A tokio runtime for the test's client (the client side only; the server
+/// runs no tokio).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+pub async fn client(endpoint: &str) -> etcd_client::Client {
+    etcd_client::Client::connect([endpoint], None).await.expect("connect to keel")
+}
+
+/// Runs a project script that installs Debian packages, returning whether
+/// the named binary is available afterwards. Prints loudly when it is not.
+pub fn ensure_debian_tool(binary: &str, install_script_arg: &str) -> Option<PathBuf> {
+    if let Some(path) = which(binary) {
+        return Some(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/install-etcd.sh");
+    let status = Command::new("bash").arg(&script).arg(install_script_arg).status();
+    match (status, which(binary)) {
+        (Ok(status), Some(path)) if status.success() => Some(path),
+        _ => {
+            eprintln!(
+                "\n==========================================================\n\
+                 SKIPPED: `{binary}` is not available and could not be installed\n\
+                 (tools/install-etcd.sh {install_script_arg}). This test did not run.\n\
+                 =========================================================="
+            );
+            None
+        }
+    }
+}
+
+pub fn which(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(binary)).find(|candidate| candidate.is_file())
+}
+
+/// A running Debian etcd on loopback, for side-by-side comparisons. Killed
+/// when dropped.
+pub struct Etcd {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Etcd {
+    /// Starts etcd, or returns None (after a loud message) when the
+    /// `etcd` binary cannot be installed here.
+    pub fn start(label: &str) -> Option<Etcd> {
+        let etcd = ensure_debian_tool("etcd", "server")?;
+        let dir = scratch_dir(label);
+        let port = free_port();
+        let peer_port = free_port();
+        let client_url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let mut child = Command::new(etcd)
+            .args(["--name", "default", "--data-dir"])
+            .arg(dir.join("data.etcd"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn etcd");
+        wait_ready(&mut child, "ready to serve client requests");
+        Some(Etcd { child, port })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

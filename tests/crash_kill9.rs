@@ -1,0 +1,94 @@
+//! Crash test: writers put keys concurrently while the server is killed with
+//! SIGKILL at random moments and restarted, several times. Every
+//! acknowledged write must be present afterwards with the revision it was
+//! acknowledged at; a write that was in flight may be present or absent, but
+//! never partly (its value is whole, and revisions have no holes).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{client, runtime, Keel};
+use etcd_client::GetOptions;
+use rand::Rng;
+
+const KILL_ROUNDS: usize = 6;
+const WRITERS: usize = 8;
+/// Each writer stops after this many puts per round even if not killed.
+const PUTS_PER_WRITER_MAX: usize = 20_000;
+
+fn value_for(key: &str) -> String {
+    format!("{key}:{}", "x".repeat(key.len() * 7 % 300))
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let mut keel = Keel::start("crash-kill9");
+    let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
+    let mut rng = rand::rng();
+    for round in 0..KILL_ROUNDS {
+        let rt = runtime();
+        let endpoint = keel.endpoint();
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let acked = acked.clone();
+            let endpoint = endpoint.clone();
+            writers.push(rt.spawn(async move {
+                let mut client = client(&endpoint).await;
+                for i in 0..PUTS_PER_WRITER_MAX {
+                    let key = format!("r{round}/w{writer}/{i:06}");
+                    match client.put(key.clone(), value_for(&key), None).await {
+                        Ok(response) => {
+                            acked.lock().unwrap().insert(key, response.header().unwrap().revision());
+                        }
+                        Err(_) => break, // the server died under us
+                    }
+                }
+            }));
+        }
+        let kill_after = Duration::from_millis(rng.random_range(150..900));
+        rt.block_on(async { tokio::time::sleep(kill_after).await });
+        keel.kill9();
+        rt.block_on(async {
+            for writer in writers {
+                let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+            }
+        });
+        drop(rt);
+        eprintln!("round {round}: killed after {kill_after:?}, {} writes acknowledged so far", acked.lock().unwrap().len());
+        keel = keel.restart();
+        verify(&keel, &acked.lock().unwrap());
+    }
+    assert!(acked.lock().unwrap().len() > 100, "the writers made too little progress to test anything");
+}
+
+fn verify(keel: &Keel, acked: &HashMap<String, i64>) {
+    runtime().block_on(async {
+        let mut client = client(&keel.endpoint()).await;
+        let all = client.get("r", Some(GetOptions::new().with_prefix())).await.unwrap();
+        let present: HashMap<String, (Vec<u8>, i64, i64)> = all
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (String::from_utf8(kv.key().to_vec()).unwrap(), (kv.value().to_vec(), kv.mod_revision(), kv.version()))
+            })
+            .collect();
+        for (key, revision) in acked {
+            let (value, mod_revision, version) = present.get(key).unwrap_or_else(|| panic!("acknowledged {key} is lost"));
+            assert_eq!(*mod_revision, *revision, "{key} has another revision than acknowledged");
+            assert_eq!(*version, 1);
+            assert_eq!(value, value_for(key).as_bytes(), "{key} has a torn value");
+        }
+        for (key, (value, _, _)) in &present {
+            assert_eq!(value, value_for(key).as_bytes(), "unacknowledged {key} is half-visible");
+        }
+        // Every put made one revision: no holes, nothing half-applied.
+        let revision = all.header().unwrap().revision();
+        assert_eq!(revision - 1, present.len() as i64, "revisions do not match the writes present");
+        let mut revisions: Vec<i64> = present.values().map(|(_, r, _)| *r).collect();
+        revisions.sort_unstable();
+        assert!(revisions.iter().enumerate().all(|(i, r)| *r == i as i64 + 2));
+    });
+}
