@@ -10,7 +10,7 @@ heavy_total=100000; light_total=2000
 [ $quick = 1 ] && { heavy_total=20000; light_total=500; }
 
 bash tools/install-etcd.sh all || { echo "compare: etcd-server/etcdctl unavailable; cannot compare" >&2; exit 1; }
-cargo build --release -q --bin keel --bin keel-bench
+cargo build --release -q --bin keel && cargo build --release -q -p keel-tools --bin keel-bench
 bench=target/release/keel-bench
 out=bench-results; mkdir -p "$out"
 work=$(mktemp -d /tmp/keel-compare.XXXXXX)

@@ -19,7 +19,11 @@ pub enum ConfigError {
     /// etcd's words for an unknown flag.
     UnknownFlag(String),
     MissingValue(String),
-    BadValue { flag: String, value: String, reason: String },
+    BadValue {
+        flag: String,
+        value: String,
+        reason: String,
+    },
     HelpRequested,
     VersionRequested,
 }
@@ -29,7 +33,11 @@ impl std::fmt::Display for ConfigError {
         match self {
             ConfigError::UnknownFlag(flag) => write!(f, "flag provided but not defined: -{flag}"),
             ConfigError::MissingValue(flag) => write!(f, "flag needs an argument: -{flag}"),
-            ConfigError::BadValue { flag, value, reason } => {
+            ConfigError::BadValue {
+                flag,
+                value,
+                reason,
+            } => {
                 write!(f, "invalid value {value:?} for flag -{flag}: {reason}")
             }
             ConfigError::HelpRequested => write!(f, "help requested"),
@@ -76,7 +84,12 @@ impl Config {
                 "version" => return Err(ConfigError::VersionRequested),
                 _ => {}
             }
-            let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| ConfigError::MissingValue(flag.clone()));
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| ConfigError::MissingValue(flag.clone()))
+            };
             match flag.as_str() {
                 "name" => name = value()?,
                 "data-dir" => data_dir = Some(PathBuf::from(value()?)),
@@ -84,7 +97,9 @@ impl Config {
                 "advertise-client-urls" => advertise = Some(split_urls(&value()?)),
                 "initial-cluster-token" => token = value()?,
                 "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 256)?,
-                "max-request-bytes" => max_request_bytes = parse_number(&flag, &value()?, 1, 1 << 30)?,
+                "max-request-bytes" => {
+                    max_request_bytes = parse_number(&flag, &value()?, 1, 1 << 30)?
+                }
                 _ => return Err(ConfigError::UnknownFlag(flag)),
             }
         }
@@ -107,7 +122,10 @@ impl Config {
     }
 
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.listen_client_urls.iter().map(|url| client_url_addr(url).expect("validated")).collect()
+        self.listen_client_urls
+            .iter()
+            .map(|url| client_url_addr(url).expect("validated"))
+            .collect()
     }
 
     /// A member id that is stable for the same name, token and client URLs
@@ -131,16 +149,27 @@ impl Config {
 }
 
 fn default_shard_cores() -> usize {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     cpus.saturating_sub(1).max(1)
 }
 
 fn split_urls(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn parse_number(flag: &str, value: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
-    let bad = |reason: String| ConfigError::BadValue { flag: flag.to_string(), value: value.to_string(), reason };
+    let bad = |reason: String| ConfigError::BadValue {
+        flag: flag.to_string(),
+        value: value.to_string(),
+        reason,
+    };
     let number: usize = value.parse().map_err(|_| bad("not a number".into()))?;
     if !(min..=max).contains(&number) {
         return Err(bad(format!("must be between {min} and {max}")));
@@ -205,24 +234,52 @@ mod tests {
         let config = parse(&[]).unwrap();
         assert_eq!(config.name, "default");
         assert_eq!(config.data_dir, PathBuf::from("default.keel"));
-        assert_eq!(config.listen_addrs(), vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(
+            config.listen_addrs(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
         assert_eq!(config.max_request_bytes, 1536 * 1024);
     }
 
     #[test]
     fn both_flag_forms_parse() {
-        let config = parse(&["--name=n1", "--data-dir", "/tmp/x", "--listen-client-urls", "http://localhost:1234"]).unwrap();
+        let config = parse(&[
+            "--name=n1",
+            "--data-dir",
+            "/tmp/x",
+            "--listen-client-urls",
+            "http://localhost:1234",
+        ])
+        .unwrap();
         assert_eq!(config.name, "n1");
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(config.listen_addrs(), vec!["127.0.0.1:1234".parse().unwrap()]);
-        assert_eq!(config.advertise_client_urls, vec!["http://localhost:1234".to_string()]);
+        assert_eq!(
+            config.listen_addrs(),
+            vec!["127.0.0.1:1234".parse().unwrap()]
+        );
+        assert_eq!(
+            config.advertise_client_urls,
+            vec!["http://localhost:1234".to_string()]
+        );
     }
 
     #[test]
     fn bad_flags_are_refused() {
-        assert_eq!(parse(&["--nope"]).unwrap_err(), ConfigError::UnknownFlag("nope".into()));
-        assert_eq!(parse(&["--name"]).unwrap_err(), ConfigError::MissingValue("name".into()));
-        assert!(matches!(parse(&["--shard-cores", "0"]), Err(ConfigError::BadValue { .. })));
-        assert!(matches!(parse(&["--listen-client-urls", "ftp://x:1"]), Err(ConfigError::BadValue { .. })));
+        assert_eq!(
+            parse(&["--nope"]).unwrap_err(),
+            ConfigError::UnknownFlag("nope".into())
+        );
+        assert_eq!(
+            parse(&["--name"]).unwrap_err(),
+            ConfigError::MissingValue("name".into())
+        );
+        assert!(matches!(
+            parse(&["--shard-cores", "0"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            parse(&["--listen-client-urls", "ftp://x:1"]),
+            Err(ConfigError::BadValue { .. })
+        ));
     }
 }

@@ -26,7 +26,10 @@ fn main() {
             return;
         }
         Err(ConfigError::VersionRequested) => {
-            println!("keel Version: {}\netcd API Version: 3.5", env!("CARGO_PKG_VERSION"));
+            println!(
+                "keel Version: {}\netcd API Version: 3.5",
+                env!("CARGO_PKG_VERSION")
+            );
             return;
         }
         Err(error) => {
@@ -44,14 +47,22 @@ fn main() {
     let (core, reader, status) = match RaftCore::open(&raft_config) {
         Ok(opened) => opened,
         Err(error) => {
-            eprintln!("keel: cannot open data dir {}: {error}", config.data_dir.display());
+            eprintln!(
+                "keel: cannot open data dir {}: {error}",
+                config.data_dir.display()
+            );
             std::process::exit(1);
         }
     };
 
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let raft_cpu = cpus - 1;
-    let serve_config = ServeConfig { listen: config.listen_addrs(), max_request_bytes: config.max_request_bytes };
+    let serve_config = ServeConfig {
+        listen: config.listen_addrs(),
+        max_request_bytes: config.max_request_bytes,
+    };
 
     let mut inboxes = Vec::new();
     let mut replies = Vec::new();
@@ -141,7 +152,10 @@ fn main() {
 /// glommio registers io_uring buffers, which count as locked memory; lift
 /// the soft limit to the hard one when we may.
 fn raise_memlock_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we own; RLIMIT_MEMLOCK is valid.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
         return;

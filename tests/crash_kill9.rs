@@ -41,7 +41,10 @@ fn acknowledged_writes_survive_sigkill() {
                     let key = format!("r{round}/w{writer}/{i:06}");
                     match client.put(key.clone(), value_for(&key), None).await {
                         Ok(response) => {
-                            acked.lock().unwrap().insert(key, response.header().unwrap().revision());
+                            acked
+                                .lock()
+                                .unwrap()
+                                .insert(key, response.header().unwrap().revision());
                         }
                         Err(_) => break, // the server died under us
                     }
@@ -57,38 +60,96 @@ fn acknowledged_writes_survive_sigkill() {
             }
         });
         drop(rt);
-        eprintln!("round {round}: killed after {kill_after:?}, {} writes acknowledged so far", acked.lock().unwrap().len());
+        eprintln!(
+            "round {round}: killed after {kill_after:?}, {} writes acknowledged so far",
+            acked.lock().unwrap().len()
+        );
         keel = keel.restart();
         verify(&keel, &acked.lock().unwrap());
     }
-    assert!(acked.lock().unwrap().len() > 100, "the writers made too little progress to test anything");
+    assert!(
+        acked.lock().unwrap().len() > 100,
+        "the writers made too little progress to test anything"
+    );
 }
 
 fn verify(keel: &Keel, acked: &HashMap<String, i64>) {
     runtime().block_on(async {
         let mut client = client(&keel.endpoint()).await;
-        let all = client.get("r", Some(GetOptions::new().with_prefix())).await.unwrap();
+        let all = client
+            .get("r", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
         let present: HashMap<String, (Vec<u8>, i64, i64)> = all
             .kvs()
             .iter()
             .map(|kv| {
-                (String::from_utf8(kv.key().to_vec()).unwrap(), (kv.value().to_vec(), kv.mod_revision(), kv.version()))
+                (
+                    String::from_utf8(kv.key().to_vec()).unwrap(),
+                    (kv.value().to_vec(), kv.mod_revision(), kv.version()),
+                )
             })
             .collect();
         for (key, revision) in acked {
-            let (value, mod_revision, version) = present.get(key).unwrap_or_else(|| panic!("acknowledged {key} is lost"));
-            assert_eq!(*mod_revision, *revision, "{key} has another revision than acknowledged");
+            let (value, mod_revision, version) = present
+                .get(key)
+                .unwrap_or_else(|| panic!("acknowledged {key} is lost"));
+            assert_eq!(
+                *mod_revision, *revision,
+                "{key} has another revision than acknowledged"
+            );
             assert_eq!(*version, 1);
             assert_eq!(value, value_for(key).as_bytes(), "{key} has a torn value");
         }
         for (key, (value, _, _)) in &present {
-            assert_eq!(value, value_for(key).as_bytes(), "unacknowledged {key} is half-visible");
+            assert_eq!(
+                value,
+                value_for(key).as_bytes(),
+                "unacknowledged {key} is half-visible"
+            );
         }
         // Every put made one revision: no holes, nothing half-applied.
         let revision = all.header().unwrap().revision();
-        assert_eq!(revision - 1, present.len() as i64, "revisions do not match the writes present");
+        assert_eq!(
+            revision - 1,
+            present.len() as i64,
+            "revisions do not match the writes present"
+        );
         let mut revisions: Vec<i64> = present.values().map(|(_, r, _)| *r).collect();
         revisions.sort_unstable();
-        assert!(revisions.iter().enumerate().all(|(i, r)| *r == i as i64 + 2));
+        assert!(revisions
+            .iter()
+            .enumerate()
+            .all(|(i, r)| *r == i as i64 + 2));
+    });
+}
+
+/// A member killed while clients are connected restarts on the same port at
+/// once: connections left in TIME_WAIT/FIN_WAIT must not block the bind.
+#[test]
+fn restarts_on_its_port_right_after_a_kill() {
+    let mut keel = Keel::start("crash-rebind");
+    let rt = runtime();
+    let mut clients = Vec::new();
+    rt.block_on(async {
+        for i in 0..4 {
+            let mut client = client(&keel.endpoint()).await;
+            client.put(format!("k{i}"), "v", None).await.unwrap();
+            clients.push(client);
+        }
+    });
+    keel.kill9();
+    // Let the clients see the close so the server side lingers in TIME_WAIT.
+    rt.block_on(async {
+        for client in &mut clients {
+            let _ = client.get("k0", None).await;
+        }
+    });
+    drop(clients);
+    let keel = keel.restart();
+    rt.block_on(async {
+        let mut client = client(&keel.endpoint()).await;
+        let all = client.get("k", Some(GetOptions::new().with_prefix())).await.unwrap();
+        assert_eq!(all.count(), 4);
     });
 }

@@ -36,7 +36,9 @@ fn normalize(text: &str) -> String {
         let (start, len) = at;
         out.push_str(&rest[..start + len]);
         rest = &rest[start + len..];
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         out.push('N');
         rest = &rest[digits..];
     }
@@ -46,8 +48,12 @@ fn normalize(text: &str) -> String {
 
 #[test]
 fn etcdctl_prints_the_same_against_keel_and_etcd() {
-    let Some(etcdctl_bin) = ensure_debian_tool("etcdctl", "client") else { return };
-    let Some(etcd) = Etcd::start("etcdctl-etcd") else { return };
+    let Some(etcdctl_bin) = ensure_debian_tool("etcdctl", "client") else {
+        return;
+    };
+    let Some(etcd) = Etcd::start("etcdctl-etcd") else {
+        return;
+    };
     let keel = Keel::start("etcdctl-keel");
     let script: &[&[&str]] = &[
         &["get", "missing"],
@@ -65,7 +71,15 @@ fn etcdctl_prints_the_same_against_keel_and_etcd() {
         &["get", "foo", "--rev", "2"],
         &["get", "foo", "--prefix", "--count-only", "-w", "json"],
         &["get", "foo", "--consistency", "s"],
-        &["get", "foo", "--prefix", "--order", "DESCEND", "--sort-by", "MODIFY"],
+        &[
+            "get",
+            "foo",
+            "--prefix",
+            "--order",
+            "DESCEND",
+            "--sort-by",
+            "MODIFY",
+        ],
         &["del", "foo/a"],
         &["del", "foo", "--prefix", "--prev-kv"],
         &["del", "nothing"],
@@ -76,7 +90,10 @@ fn etcdctl_prints_the_same_against_keel_and_etcd() {
     for args in script {
         let from_etcd = etcdctl(&etcdctl_bin, &etcd.endpoint(), args);
         let from_keel = etcdctl(&etcdctl_bin, &keel.endpoint(), args);
-        assert_eq!(from_keel, from_etcd, "etcdctl {args:?} differs (left keel, right etcd)");
+        assert_eq!(
+            from_keel, from_etcd,
+            "etcdctl {args:?} differs (left keel, right etcd)"
+        );
         compared += 1;
     }
     assert_eq!(compared, script.len());

@@ -27,25 +27,49 @@ fn put_get_delete_follow_etcd_revisions() {
         assert_eq!(got.kvs().len(), 1);
         let kv = &got.kvs()[0];
         assert_eq!((kv.key(), kv.value()), (&b"foo"[..], &b"bar"[..]));
-        assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (2, 2, 1));
+        assert_eq!(
+            (kv.create_revision(), kv.mod_revision(), kv.version()),
+            (2, 2, 1)
+        );
 
-        let put = client.put("foo", "baz", Some(PutOptions::new().with_prev_key())).await.unwrap();
+        let put = client
+            .put("foo", "baz", Some(PutOptions::new().with_prev_key()))
+            .await
+            .unwrap();
         assert_eq!(put.header().unwrap().revision(), 3);
         let prev = put.prev_key().expect("prev_kv asked for");
-        assert_eq!((prev.value(), prev.mod_revision(), prev.version()), (&b"bar"[..], 2, 1));
+        assert_eq!(
+            (prev.value(), prev.mod_revision(), prev.version()),
+            (&b"bar"[..], 2, 1)
+        );
         let kv = &client.get("foo", None).await.unwrap().kvs()[0].clone();
-        assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (2, 3, 2));
+        assert_eq!(
+            (kv.create_revision(), kv.mod_revision(), kv.version()),
+            (2, 3, 2)
+        );
 
         // The lease id is stored with the key.
-        client.put("leased", "v", Some(PutOptions::new().with_lease(0x1234))).await.unwrap();
-        assert_eq!(client.get("leased", None).await.unwrap().kvs()[0].lease(), 0x1234);
+        client
+            .put("leased", "v", Some(PutOptions::new().with_lease(0x1234)))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.get("leased", None).await.unwrap().kvs()[0].lease(),
+            0x1234
+        );
 
         // Old revisions stay readable.
-        let old = client.get("foo", Some(GetOptions::new().with_revision(2))).await.unwrap();
+        let old = client
+            .get("foo", Some(GetOptions::new().with_revision(2)))
+            .await
+            .unwrap();
         assert_eq!(old.kvs()[0].value(), b"bar");
         assert_eq!(old.header().unwrap().revision(), 4);
 
-        let deleted = client.delete("foo", Some(DeleteOptions::new().with_prev_key())).await.unwrap();
+        let deleted = client
+            .delete("foo", Some(DeleteOptions::new().with_prev_key()))
+            .await
+            .unwrap();
         assert_eq!(deleted.deleted(), 1);
         assert_eq!(deleted.prev_kvs()[0].value(), b"baz");
         assert_eq!(deleted.header().unwrap().revision(), 5);
@@ -58,7 +82,10 @@ fn put_get_delete_follow_etcd_revisions() {
         // Re-created: a new create_revision, version back to 1.
         client.put("foo", "again", None).await.unwrap();
         let kv = client.get("foo", None).await.unwrap().kvs()[0].clone();
-        assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (6, 6, 1));
+        assert_eq!(
+            (kv.create_revision(), kv.mod_revision(), kv.version()),
+            (6, 6, 1)
+        );
     });
 }
 
@@ -71,63 +98,123 @@ fn range_options_match_etcd() {
             client.put(key, format!("value-{key}"), None).await.unwrap();
         }
         let keys = |response: &etcd_client::GetResponse| -> Vec<String> {
-            response.kvs().iter().map(|kv| String::from_utf8(kv.key().to_vec()).unwrap()).collect()
+            response
+                .kvs()
+                .iter()
+                .map(|kv| String::from_utf8(kv.key().to_vec()).unwrap())
+                .collect()
         };
 
-        let range = client.get("b", Some(GetOptions::new().with_range("c"))).await.unwrap();
+        let range = client
+            .get("b", Some(GetOptions::new().with_range("c")))
+            .await
+            .unwrap();
         assert_eq!(keys(&range), ["b", "b/1", "b/2", "b/3"]);
 
-        let prefix = client.get("b/", Some(GetOptions::new().with_prefix())).await.unwrap();
+        let prefix = client
+            .get("b/", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
         assert_eq!(keys(&prefix), ["b/1", "b/2", "b/3"]);
 
-        let from_key = client.get("c", Some(GetOptions::new().with_from_key())).await.unwrap();
+        let from_key = client
+            .get("c", Some(GetOptions::new().with_from_key()))
+            .await
+            .unwrap();
         assert_eq!(keys(&from_key), ["c", "d"]);
 
-        let all = client.get("", Some(GetOptions::new().with_all_keys())).await.unwrap();
+        let all = client
+            .get("", Some(GetOptions::new().with_all_keys()))
+            .await
+            .unwrap();
         assert_eq!(all.count(), 7);
 
-        let limited = client.get("b", Some(GetOptions::new().with_prefix().with_limit(2))).await.unwrap();
+        let limited = client
+            .get("b", Some(GetOptions::new().with_prefix().with_limit(2)))
+            .await
+            .unwrap();
         assert_eq!(keys(&limited), ["b", "b/1"]);
         assert!(limited.more());
         assert_eq!(limited.count(), 4);
 
-        let exact = client.get("b", Some(GetOptions::new().with_prefix().with_limit(4))).await.unwrap();
+        let exact = client
+            .get("b", Some(GetOptions::new().with_prefix().with_limit(4)))
+            .await
+            .unwrap();
         assert!(!exact.more());
 
-        let count_only = client.get("b", Some(GetOptions::new().with_prefix().with_count_only())).await.unwrap();
+        let count_only = client
+            .get("b", Some(GetOptions::new().with_prefix().with_count_only()))
+            .await
+            .unwrap();
         assert!(count_only.kvs().is_empty());
         assert_eq!(count_only.count(), 4);
 
-        let keys_only = client.get("b/", Some(GetOptions::new().with_prefix().with_keys_only())).await.unwrap();
+        let keys_only = client
+            .get("b/", Some(GetOptions::new().with_prefix().with_keys_only()))
+            .await
+            .unwrap();
         assert_eq!(keys(&keys_only), ["b/1", "b/2", "b/3"]);
         assert!(keys_only.kvs().iter().all(|kv| kv.value().is_empty()));
 
-        let serializable = client.get("a", Some(GetOptions::new().with_serializable())).await.unwrap();
+        let serializable = client
+            .get("a", Some(GetOptions::new().with_serializable()))
+            .await
+            .unwrap();
         assert_eq!(serializable.kvs()[0].value(), b"value-a");
 
         // Revision 4 was the write of "b/1": the range as it stood then.
-        let at_rev = client.get("b", Some(GetOptions::new().with_prefix().with_revision(4))).await.unwrap();
+        let at_rev = client
+            .get("b", Some(GetOptions::new().with_prefix().with_revision(4)))
+            .await
+            .unwrap();
         assert_eq!(keys(&at_rev), ["b", "b/1"]);
 
         // range_end before key: etcd answers an empty range, not an error.
-        let backwards = client.get("d", Some(GetOptions::new().with_range("a"))).await.unwrap();
+        let backwards = client
+            .get("d", Some(GetOptions::new().with_range("a")))
+            .await
+            .unwrap();
         assert!(backwards.kvs().is_empty());
         assert_eq!(backwards.count(), 0);
 
         let sorted = client
-            .get("b", Some(GetOptions::new().with_prefix().with_sort(etcd_client::SortTarget::Key, etcd_client::SortOrder::Descend)))
+            .get(
+                "b",
+                Some(GetOptions::new().with_prefix().with_sort(
+                    etcd_client::SortTarget::Key,
+                    etcd_client::SortOrder::Descend,
+                )),
+            )
             .await
             .unwrap();
         assert_eq!(keys(&sorted), ["b/3", "b/2", "b/1", "b"]);
 
-        let deleted = client.delete("b/", Some(DeleteOptions::new().with_prefix().with_prev_key())).await.unwrap();
+        let deleted = client
+            .delete(
+                "b/",
+                Some(DeleteOptions::new().with_prefix().with_prev_key()),
+            )
+            .await
+            .unwrap();
         assert_eq!(deleted.deleted(), 3);
         assert_eq!(deleted.prev_kvs().len(), 3);
-        let rest = client.get("", Some(GetOptions::new().with_all_keys())).await.unwrap();
+        let rest = client
+            .get("", Some(GetOptions::new().with_all_keys()))
+            .await
+            .unwrap();
         assert_eq!(keys(&rest), ["a", "b", "c", "d"]);
 
-        let future = client.get("a", Some(GetOptions::new().with_revision(1000))).await.unwrap_err();
-        assert!(future.to_string().contains("etcdserver: mvcc: required revision is a future revision"), "{future}");
+        let future = client
+            .get("a", Some(GetOptions::new().with_revision(1000)))
+            .await
+            .unwrap_err();
+        assert!(
+            future
+                .to_string()
+                .contains("etcdserver: mvcc: required revision is a future revision"),
+            "{future}"
+        );
     });
 }
 
@@ -137,13 +224,19 @@ fn data_survives_a_restart() {
     runtime().block_on(async {
         let mut client = client(&keel.endpoint()).await;
         for i in 0..100 {
-            client.put(format!("k{i:03}"), format!("v{i}"), None).await.unwrap();
+            client
+                .put(format!("k{i:03}"), format!("v{i}"), None)
+                .await
+                .unwrap();
         }
     });
     let keel = keel.restart();
     runtime().block_on(async {
         let mut client = client(&keel.endpoint()).await;
-        let all = client.get("k", Some(GetOptions::new().with_prefix())).await.unwrap();
+        let all = client
+            .get("k", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
         assert_eq!(all.count(), 100);
         assert_eq!(all.header().unwrap().revision(), 101);
         let put = client.put("k000", "new", None).await.unwrap();

@@ -36,7 +36,10 @@ pub struct Status {
 
 impl Status {
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into() }
+        Status {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The trailers (or trailers-only headers) that carry this status.
@@ -67,9 +70,10 @@ pub enum FrameError {
 impl FrameError {
     pub fn to_status(&self) -> Status {
         match self {
-            FrameError::Truncated | FrameError::TrailingBytes => {
-                Status::new(Code::Internal, "grpc: failed to unmarshal the received message")
-            }
+            FrameError::Truncated | FrameError::TrailingBytes => Status::new(
+                Code::Internal,
+                "grpc: failed to unmarshal the received message",
+            ),
             FrameError::Compressed => Status::new(
                 Code::Unimplemented,
                 "grpc: Decompressor is not installed for grpc-encoding \"identity\"",
@@ -151,7 +155,10 @@ mod tests {
 
     #[test]
     fn frame_prefixes_length() {
-        let message = keel_proto::etcdserverpb::RangeRequest { key: b"k".to_vec(), ..Default::default() };
+        let message = keel_proto::etcdserverpb::RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        };
         let framed = frame(&message);
         assert_eq!(&framed[..5], &[0, 0, 0, 0, 3]);
         assert_eq!(unframe(&framed, 100).unwrap(), &framed[5..]);

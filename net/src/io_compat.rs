@@ -13,7 +13,11 @@ use tokio::io::ReadBuf;
 pub struct TokioIo<S>(pub S);
 
 impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let unfilled = buf.initialize_unfilled();
         match Pin::new(&mut self.0).poll_read(cx, unfilled) {
             Poll::Ready(Ok(read)) => {
@@ -27,7 +31,11 @@ impl<S: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<S> {
 }
 
 impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 

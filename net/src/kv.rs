@@ -17,8 +17,10 @@ pub async fn range(shard: &Shard, request: RangeRequest) -> Result<RangeResponse
     if request.key.is_empty() {
         return Err(RequestError::EmptyKey);
     }
-    let sort_order = SortOrder::try_from(request.sort_order).map_err(|_| RequestError::InvalidSortOption)?;
-    let sort_target = SortTarget::try_from(request.sort_target).map_err(|_| RequestError::InvalidSortOption)?;
+    let sort_order =
+        SortOrder::try_from(request.sort_order).map_err(|_| RequestError::InvalidSortOption)?;
+    let sort_target =
+        SortTarget::try_from(request.sort_target).map_err(|_| RequestError::InvalidSortOption)?;
     if !request.serializable {
         shard.read_index().await?;
     }
@@ -101,7 +103,10 @@ pub async fn put(shard: &Shard, request: PutRequest) -> Result<PutResponse, Requ
     }
 }
 
-pub async fn delete_range(shard: &Shard, request: DeleteRangeRequest) -> Result<DeleteRangeResponse, RequestError> {
+pub async fn delete_range(
+    shard: &Shard,
+    request: DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, RequestError> {
     if request.key.is_empty() {
         return Err(RequestError::EmptyKey);
     }

@@ -47,20 +47,29 @@ pub struct ShardSetup {
 
 /// Runs a shard core inside its executor: binds every listener, reports the
 /// outcome through `bound`, then serves until the raft core goes away.
-pub async fn run_shard(setup: ShardSetup, bound: impl FnOnce(Result<(), (SocketAddr, std::io::Error)>)) {
+pub async fn run_shard(
+    setup: ShardSetup,
+    bound: impl FnOnce(Result<(), (SocketAddr, std::io::Error)>),
+) {
     let mut listeners = Vec::new();
     for addr in &setup.config.listen {
-        match TcpListener::bind(addr) {
+        match bind_listener(*addr) {
             Ok(listener) => listeners.push(listener),
             Err(error) => {
-                bound(Err((*addr, std::io::Error::other(error.to_string()))));
+                bound(Err((*addr, error)));
                 return;
             }
         }
     }
     let to_raft = setup.to_raft.connect().await;
     let from_raft = setup.from_raft.connect().await;
-    let shard = Rc::new(Shard::new(setup.id, setup.reader, setup.status, setup.config, to_raft));
+    let shard = Rc::new(Shard::new(
+        setup.id,
+        setup.reader,
+        setup.status,
+        setup.config,
+        to_raft,
+    ));
     bound(Ok(()));
     let accepts: Vec<_> = listeners
         .into_iter()
@@ -68,6 +77,26 @@ pub async fn run_shard(setup: ShardSetup, bound: impl FnOnce(Result<(), (SocketA
         .collect();
     shard.run_replies(from_raft).await;
     drop(accepts);
+}
+
+/// Listen backlog per shard core's listener.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds with SO_REUSEPORT (every shard core binds the same address and the
+/// kernel spreads connections) and SO_REUSEADDR (a member restarted right
+/// after a crash binds despite connections left in TIME_WAIT, as etcd does).
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket we own and hand over
+    // whole: nothing else closes or uses it afterwards.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
 }
 
 async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
@@ -105,7 +134,11 @@ async fn serve_connection(stream: TcpStream, shard: Rc<Shard>) {
     }
 }
 
-async fn serve_call(request: http::Request<RecvStream>, respond: SendResponse<Bytes>, shard: Rc<Shard>) {
+async fn serve_call(
+    request: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    shard: Rc<Shard>,
+) {
     let (parts, body) = request.into_parts();
     let limit = shard.config.recv_limit_bytes();
     let message = match read_message(body, limit).await {
@@ -168,15 +201,25 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
 }
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|error| Status::new(Code::Internal, format!("grpc: error unmarshalling request: {error}")))
+    M::decode(bytes).map_err(|error| {
+        Status::new(
+            Code::Internal,
+            format!("grpc: error unmarshalling request: {error}"),
+        )
+    })
 }
 
 fn send_result(mut respond: SendResponse<Bytes>, result: Result<Bytes, Status>) {
     let mut response = http::Response::new(());
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
     match result {
         Ok(body) => {
-            let Ok(mut stream) = respond.send_response(response, false) else { return };
+            let Ok(mut stream) = respond.send_response(response, false) else {
+                return;
+            };
             if stream.send_data(body, false).is_err() {
                 return;
             }

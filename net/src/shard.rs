@@ -52,7 +52,14 @@ impl Shard {
 
     /// Replicates and applies `request`; resolves once it is applied.
     pub async fn propose(&self, request: Request) -> Result<Response, RequestError> {
-        match self.call(|shard, token| ToRaft::Propose { shard, token, request }).await? {
+        match self
+            .call(|shard, token| ToRaft::Propose {
+                shard,
+                token,
+                request,
+            })
+            .await?
+        {
             FromRaft::Applied { result, .. } => result.map_err(RequestError::Apply),
             FromRaft::ReadIndexReady { .. } => unreachable!("a proposal is answered by Applied"),
         }
@@ -61,11 +68,20 @@ impl Shard {
     /// Resolves once this member has applied everything committed before
     /// the call: the linearizable read barrier.
     pub async fn read_index(&self) -> Result<(), RequestError> {
-        self.call(|shard, token| ToRaft::ReadIndex { shard, token }).await.map(|_| ())
+        self.call(|shard, token| ToRaft::ReadIndex { shard, token })
+            .await
+            .map(|_| ())
     }
 
-    async fn call(&self, make: impl FnOnce(ShardId, Token) -> ToRaft) -> Result<FromRaft, RequestError> {
-        let _permit = self.inflight.acquire_permit(1).await.map_err(|_| RequestError::Stopped)?;
+    async fn call(
+        &self,
+        make: impl FnOnce(ShardId, Token) -> ToRaft,
+    ) -> Result<FromRaft, RequestError> {
+        let _permit = self
+            .inflight
+            .acquire_permit(1)
+            .await
+            .map_err(|_| RequestError::Stopped)?;
         let token = self.next_token.get();
         self.next_token.set(token + 1);
         let (reply_tx, reply_rx) = oneshot::channel();

@@ -25,19 +25,31 @@ pub enum RequestError {
 pub fn to_status(error: &RequestError) -> Status {
     let (code, message) = match error {
         RequestError::EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
-        RequestError::InvalidSortOption => (Code::InvalidArgument, "etcdserver: invalid sort option"),
+        RequestError::InvalidSortOption => {
+            (Code::InvalidArgument, "etcdserver: invalid sort option")
+        }
         RequestError::ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
         RequestError::LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
-        RequestError::RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
-        RequestError::Mvcc(MvccError::Compacted) => {
-            (Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted")
+        RequestError::RequestTooLarge => {
+            (Code::InvalidArgument, "etcdserver: request is too large")
         }
-        RequestError::Mvcc(MvccError::FutureRevision) => {
-            (Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision")
+        RequestError::Mvcc(MvccError::Compacted) => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted",
+        ),
+        RequestError::Mvcc(MvccError::FutureRevision) => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision is a future revision",
+        ),
+        RequestError::Apply(ApplyError::Unsupported) => {
+            (Code::Unimplemented, "keel: request kind not supported yet")
         }
-        RequestError::Apply(ApplyError::Unsupported) => (Code::Unimplemented, "keel: request kind not supported yet"),
-        RequestError::Apply(ApplyError::NotLeader) => (Code::FailedPrecondition, "etcdserver: not leader"),
-        RequestError::Apply(ApplyError::ProposalDropped) => (Code::Unavailable, "etcdserver: request timed out"),
+        RequestError::Apply(ApplyError::NotLeader) => {
+            (Code::FailedPrecondition, "etcdserver: not leader")
+        }
+        RequestError::Apply(ApplyError::ProposalDropped) => {
+            (Code::Unavailable, "etcdserver: request timed out")
+        }
         RequestError::Apply(ApplyError::Stopping) | RequestError::Stopped => {
             (Code::Unavailable, "etcdserver: server stopped")
         }
@@ -54,15 +66,23 @@ impl From<RequestError> for Status {
 /// grpc-go's answer for a path naming no known service or method.
 pub fn unknown_method(path: &str) -> Status {
     let Some(rest) = path.strip_prefix('/') else {
-        return Status::new(Code::Unimplemented, format!("malformed method name: {path:?}"));
+        return Status::new(
+            Code::Unimplemented,
+            format!("malformed method name: {path:?}"),
+        );
     };
     match rest.rsplit_once('/') {
         Some((service, method)) if keel_proto::methods::is_known_service(service) => Status::new(
             Code::Unimplemented,
             format!("unknown method {method} for service {service}"),
         ),
-        Some((service, _)) => Status::new(Code::Unimplemented, format!("unknown service {service}")),
-        None => Status::new(Code::Unimplemented, format!("malformed method name: {path:?}")),
+        Some((service, _)) => {
+            Status::new(Code::Unimplemented, format!("unknown service {service}"))
+        }
+        None => Status::new(
+            Code::Unimplemented,
+            format!("malformed method name: {path:?}"),
+        ),
     }
 }
 
@@ -74,15 +94,27 @@ mod tests {
     fn mvcc_errors_read_as_etcd() {
         let status = to_status(&RequestError::Mvcc(MvccError::Compacted));
         assert_eq!(status.code, Code::OutOfRange);
-        assert_eq!(status.message, "etcdserver: mvcc: required revision has been compacted");
+        assert_eq!(
+            status.message,
+            "etcdserver: mvcc: required revision has been compacted"
+        );
         let status = to_status(&RequestError::EmptyKey);
-        assert_eq!((status.code, status.message.as_str()), (Code::InvalidArgument, "etcdserver: key is not provided"));
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (Code::InvalidArgument, "etcdserver: key is not provided")
+        );
     }
 
     #[test]
     fn unknown_paths_read_as_grpc_go() {
-        assert_eq!(unknown_method("/etcdserverpb.KV/Nope").message, "unknown method Nope for service etcdserverpb.KV");
-        assert_eq!(unknown_method("/no.Such/Thing").message, "unknown service no.Such");
+        assert_eq!(
+            unknown_method("/etcdserverpb.KV/Nope").message,
+            "unknown method Nope for service etcdserverpb.KV"
+        );
+        assert_eq!(
+            unknown_method("/no.Such/Thing").message,
+            "unknown service no.Such"
+        );
         assert_eq!(unknown_method("bad").code, Code::Unimplemented);
     }
 }

@@ -27,8 +27,8 @@ use raft::{Config, RawNode, StateRole, Storage};
 
 use crate::apply::{apply_request, revision_after};
 use crate::message::{
-    ApplyError, FromRaft, Response, ShardId, ToRaft, Token, PROPOSAL_BATCH_BYTES_MAX, PROPOSAL_BATCH_MAX,
-    PROPOSAL_QUEUE_MAX,
+    ApplyError, FromRaft, Response, ShardId, ToRaft, Token, PROPOSAL_BATCH_BYTES_MAX,
+    PROPOSAL_BATCH_MAX, PROPOSAL_QUEUE_MAX,
 };
 use crate::wal_codec::{self, RECORD_ENTRY, RECORD_HARD_STATE};
 
@@ -73,12 +73,18 @@ impl RaftStatus {
 
 #[derive(Debug)]
 pub enum OpenError {
-    CreateDir { path: PathBuf, error: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     Store(keel_engine::StoreError),
     Wal(keel_engine::WalError),
     Record(wal_codec::CodecError),
     /// The WAL's oldest entry is newer than what the store has applied.
-    WalGap { first_wal_index: u64, applied_index: u64 },
+    WalGap {
+        first_wal_index: u64,
+        applied_index: u64,
+    },
     Raft(raft::Error),
 }
 
@@ -125,14 +131,20 @@ impl RaftCore {
     /// Opens the backend and the WAL under `data_dir/member/` (etcd's layout:
     /// `member/snap/db`, `member/wal/`), rebuilds raft's log from the WAL tail
     /// and becomes a single-member leader.
-    pub fn open(config: &RaftConfig) -> Result<(RaftCore, StoreReader, Arc<RaftStatus>), OpenError> {
+    pub fn open(
+        config: &RaftConfig,
+    ) -> Result<(RaftCore, StoreReader, Arc<RaftStatus>), OpenError> {
         let member_dir = config.data_dir.join("member");
         let snap_dir = member_dir.join("snap");
         let wal_dir = member_dir.join("wal");
         for dir in [&snap_dir, &wal_dir] {
-            std::fs::create_dir_all(dir).map_err(|error| OpenError::CreateDir { path: dir.clone(), error })?;
+            std::fs::create_dir_all(dir).map_err(|error| OpenError::CreateDir {
+                path: dir.clone(),
+                error,
+            })?;
         }
-        let store = Store::open(&snap_dir.join("db"), StoreOptions::default()).map_err(OpenError::Store)?;
+        let store =
+            Store::open(&snap_dir.join("db"), StoreOptions::default()).map_err(OpenError::Store)?;
         let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
         let applied_index = store.applied_index();
 
@@ -141,7 +153,8 @@ impl RaftCore {
         for record in records {
             match record.kind {
                 RECORD_ENTRY => {
-                    let entry = wal_codec::decode_entry(record.index, &record.payload).map_err(OpenError::Record)?;
+                    let entry = wal_codec::decode_entry(record.index, &record.payload)
+                        .map_err(OpenError::Record)?;
                     // A rewritten suffix (after a term change) replaces what followed.
                     while entries.last().is_some_and(|last| last.index >= entry.index) {
                         entries.pop();
@@ -149,11 +162,14 @@ impl RaftCore {
                     entries.push(entry);
                 }
                 RECORD_HARD_STATE => {
-                    hard_state =
-                        wal_codec::decode_hard_state(record.index, &record.payload).map_err(OpenError::Record)?;
+                    hard_state = wal_codec::decode_hard_state(record.index, &record.payload)
+                        .map_err(OpenError::Record)?;
                 }
                 kind => {
-                    return Err(OpenError::Record(wal_codec::CodecError::UnknownKind { kind, index: record.index }))
+                    return Err(OpenError::Record(wal_codec::CodecError::UnknownKind {
+                        kind,
+                        index: record.index,
+                    }))
                 }
             }
         }
@@ -166,13 +182,19 @@ impl RaftCore {
                 // Segments before this entry were released because the
                 // backend had persisted past them: start the log at it.
                 if first_index > applied_index {
-                    return Err(OpenError::WalGap { first_wal_index: first_index, applied_index });
+                    return Err(OpenError::WalGap {
+                        first_wal_index: first_index,
+                        applied_index,
+                    });
                 }
                 let mut snapshot = Snapshot::default();
                 snapshot.mut_metadata().index = first_index;
                 snapshot.mut_metadata().term = first.term;
                 snapshot.mut_metadata().set_conf_state(voters);
-                storage.wl().apply_snapshot(snapshot).map_err(OpenError::Raft)?;
+                storage
+                    .wl()
+                    .apply_snapshot(snapshot)
+                    .map_err(OpenError::Raft)?;
                 entries.remove(0);
             }
             storage.wl().append(&entries).map_err(OpenError::Raft)?;
@@ -180,7 +202,10 @@ impl RaftCore {
         let last_index = storage.last_index().map_err(OpenError::Raft)?;
         // Everything the backend applied was committed; a single member's
         // durable entries are committed by its own vote.
-        hard_state.commit = hard_state.commit.max(applied_index).min(last_index.max(applied_index));
+        hard_state.commit = hard_state
+            .commit
+            .max(applied_index)
+            .min(last_index.max(applied_index));
         if hard_state.commit > 0 || hard_state.term > 0 {
             storage.wl().set_hardstate(hard_state);
         }
@@ -233,7 +258,11 @@ impl RaftCore {
     }
 
     /// Runs the ready loop until every shard core has hung up.
-    pub async fn run(mut self, inboxes: Vec<ConnectedReceiver<ToRaft>>, replies: Vec<ConnectedSender<FromRaft>>) {
+    pub async fn run(
+        mut self,
+        inboxes: Vec<ConnectedReceiver<ToRaft>>,
+        replies: Vec<ConnectedSender<FromRaft>>,
+    ) {
         let (local_tx, local_rx) = local_channel::new_bounded::<ToRaft>(PROPOSAL_QUEUE_MAX);
         let local_tx = Rc::new(local_tx);
         let open_inboxes = Rc::new(RefCell::new(inboxes.len()));
@@ -259,11 +288,12 @@ impl RaftCore {
                 None
             } else {
                 let wait = next_tick.saturating_duration_since(Instant::now());
-                let received = futures_lite::future::or(async { Some(local_rx.recv().await) }, async {
-                    glommio::timer::sleep(wait).await;
-                    None
-                })
-                .await;
+                let received =
+                    futures_lite::future::or(async { Some(local_rx.recv().await) }, async {
+                        glommio::timer::sleep(wait).await;
+                        None
+                    })
+                    .await;
                 match received {
                     Some(None) => break, // every shard core is gone
                     Some(Some(message)) => Some(message),
@@ -305,12 +335,21 @@ impl RaftCore {
             };
             taken += 1;
             match message {
-                ToRaft::Propose { shard, token, request } => {
+                ToRaft::Propose {
+                    shard,
+                    token,
+                    request,
+                } => {
                     let id = self.next_proposal_id;
                     self.next_proposal_id += 1;
-                    let internal = InternalRequest { id, request: Some(request) };
+                    let internal = InternalRequest {
+                        id,
+                        request: Some(request),
+                    };
                     self.proposal_buffer.clear();
-                    internal.encode(&mut self.proposal_buffer).expect("Vec grows");
+                    internal
+                        .encode(&mut self.proposal_buffer)
+                        .expect("Vec grows");
                     taken_bytes += self.proposal_buffer.len();
                     match self.node.propose(Vec::new(), self.proposal_buffer.clone()) {
                         Ok(()) => {
@@ -321,7 +360,15 @@ impl RaftCore {
                                 raft::Error::ProposalDropped => ApplyError::ProposalDropped,
                                 _ => ApplyError::NotLeader,
                             };
-                            send_reply(replies, shard, FromRaft::Applied { token, result: Err(error) }).await;
+                            send_reply(
+                                replies,
+                                shard,
+                                FromRaft::Applied {
+                                    token,
+                                    result: Err(error),
+                                },
+                            )
+                            .await;
                         }
                     }
                 }
@@ -331,7 +378,8 @@ impl RaftCore {
         if !self.reads_unsent.is_empty() {
             let context = self.next_read_context;
             self.next_read_context += 1;
-            self.reads_in_raft.insert(context, std::mem::take(&mut self.reads_unsent));
+            self.reads_in_raft
+                .insert(context, std::mem::take(&mut self.reads_unsent));
             self.node.read_index(context.to_le_bytes().to_vec());
         }
     }
@@ -342,8 +390,13 @@ impl RaftCore {
         }
         let mut ready = self.node.ready();
         if let Some(soft_state) = ready.ss() {
-            self.status.leader_id.store(soft_state.leader_id, Ordering::Relaxed);
-            debug_assert!(soft_state.raft_state == StateRole::Leader || soft_state.leader_id != self.status.member_id);
+            self.status
+                .leader_id
+                .store(soft_state.leader_id, Ordering::Relaxed);
+            debug_assert!(
+                soft_state.raft_state == StateRole::Leader
+                    || soft_state.leader_id != self.status.member_id
+            );
         }
         // A single member has no peers: nothing in messages() to send.
         debug_assert!(ready.messages().is_empty());
@@ -356,13 +409,22 @@ impl RaftCore {
         if !entries.is_empty() {
             for entry in &entries {
                 wal_codec::encode_entry(entry, &mut self.entry_buffer);
-                self.wal.append(RECORD_ENTRY, entry.index, &self.entry_buffer);
+                self.wal
+                    .append(RECORD_ENTRY, entry.index, &self.entry_buffer);
             }
-            self.node.mut_store().wl().append(&entries).expect("entries follow the log");
+            self.node
+                .mut_store()
+                .wl()
+                .append(&entries)
+                .expect("entries follow the log");
         }
         if let Some(hard_state) = ready.hs() {
             let last_index = self.node.store().last_index().expect("memory storage");
-            self.wal.append(RECORD_HARD_STATE, last_index, &wal_codec::encode_hard_state(hard_state));
+            self.wal.append(
+                RECORD_HARD_STATE,
+                last_index,
+                &wal_codec::encode_hard_state(hard_state),
+            );
             self.status.term.store(hard_state.term, Ordering::Relaxed);
             self.node.mut_store().wl().set_hardstate(hard_state.clone());
         }
@@ -378,7 +440,8 @@ impl RaftCore {
         if let Some(commit) = light_ready.commit_index() {
             self.node.mut_store().wl().mut_hard_state().commit = commit;
         }
-        self.apply(light_ready.take_committed_entries(), replies).await;
+        self.apply(light_ready.take_committed_entries(), replies)
+            .await;
         self.node.advance_apply();
         self.reads_after_apply(replies).await;
 
@@ -423,7 +486,9 @@ impl RaftCore {
                     }
                 };
                 let waiter = self.pending.remove(&internal.id);
-                let Some(request) = internal.request else { continue };
+                let Some(request) = internal.request else {
+                    continue;
+                };
                 let (mut result, events) = apply_request(batch.txn(), request);
                 revision = revision_after(revision, &events);
                 if let Ok(response) = &mut result {
@@ -437,14 +502,18 @@ impl RaftCore {
         }
         self.revision = revision;
         self.applied_index = last_index;
-        self.status.applied_index.store(last_index, Ordering::Release);
+        self.status
+            .applied_index
+            .store(last_index, Ordering::Release);
         for (shard, answer) in answers {
             send_reply(replies, shard, answer).await;
         }
     }
 
     fn read_index_known(&mut self, index: u64, context: &[u8]) {
-        let Ok(bytes) = <[u8; 8]>::try_from(context) else { return };
+        let Ok(bytes) = <[u8; 8]>::try_from(context) else {
+            return;
+        };
         if let Some(waiters) = self.reads_in_raft.remove(&u64::from_le_bytes(bytes)) {
             self.reads_waiting_apply.push((index, waiters));
         }
@@ -455,8 +524,9 @@ impl RaftCore {
             return;
         }
         let applied = self.applied_index;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.reads_waiting_apply).into_iter().partition(|(index, _)| *index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_waiting_apply)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
         self.reads_waiting_apply = waiting;
         for (_, waiters) in ready {
             for (shard, token) in waiters {

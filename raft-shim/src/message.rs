@@ -30,7 +30,11 @@ pub type Token = u64;
 #[derive(Debug)]
 pub enum ToRaft {
     /// Replicate and apply a write.
-    Propose { shard: ShardId, token: Token, request: Request },
+    Propose {
+        shard: ShardId,
+        token: Token,
+        request: Request,
+    },
     /// Linearizable read barrier: answer once the read index is applied.
     ReadIndex { shard: ShardId, token: Token },
 }
@@ -38,8 +42,13 @@ pub enum ToRaft {
 /// A message from the raft core back to the shard core that asked.
 #[derive(Debug)]
 pub enum FromRaft {
-    Applied { token: Token, result: Result<Response, ApplyError> },
-    ReadIndexReady { token: Token },
+    Applied {
+        token: Token,
+        result: Result<Response, ApplyError>,
+    },
+    ReadIndexReady {
+        token: Token,
+    },
 }
 
 /// The applied result of one proposal, as the client will see it.

@@ -48,7 +48,10 @@ pub fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
 }
 
 pub fn decode_entry(index: u64, payload: &[u8]) -> Result<Entry, CodecError> {
-    let truncated = CodecError::Truncated { kind: RECORD_ENTRY, index };
+    let truncated = CodecError::Truncated {
+        kind: RECORD_ENTRY,
+        index,
+    };
     let mut reader = Reader { bytes: payload };
     let term = reader.u64().ok_or(truncated.clone())?;
     let type_code = reader.u8().ok_or(truncated.clone())?;
@@ -56,18 +59,25 @@ pub fn decode_entry(index: u64, payload: &[u8]) -> Result<Entry, CodecError> {
     let data = reader.take(data_len).ok_or(truncated.clone())?;
     let context_len = reader.u32().ok_or(truncated.clone())? as usize;
     let context = reader.take(context_len).ok_or(truncated)?;
-    let mut entry = Entry::default();
-    entry.index = index;
-    entry.term = term;
-    entry.entry_type = match type_code {
+    let entry_type = match type_code {
         0 => EntryType::EntryNormal,
         1 => EntryType::EntryConfChange,
         2 => EntryType::EntryConfChangeV2,
-        other => return Err(CodecError::UnknownEntryType { index, entry_type: other }),
+        other => {
+            return Err(CodecError::UnknownEntryType {
+                index,
+                entry_type: other,
+            })
+        }
     };
-    entry.data = bytes::Bytes::copy_from_slice(data);
-    entry.context = bytes::Bytes::copy_from_slice(context);
-    Ok(entry)
+    Ok(Entry {
+        index,
+        term,
+        entry_type,
+        data: bytes::Bytes::copy_from_slice(data),
+        context: bytes::Bytes::copy_from_slice(context),
+        ..Default::default()
+    })
 }
 
 pub fn encode_hard_state(hard_state: &HardState) -> [u8; 24] {
@@ -79,13 +89,17 @@ pub fn encode_hard_state(hard_state: &HardState) -> [u8; 24] {
 }
 
 pub fn decode_hard_state(index: u64, payload: &[u8]) -> Result<HardState, CodecError> {
-    let truncated = CodecError::Truncated { kind: RECORD_HARD_STATE, index };
+    let truncated = CodecError::Truncated {
+        kind: RECORD_HARD_STATE,
+        index,
+    };
     let mut reader = Reader { bytes: payload };
-    let mut hard_state = HardState::default();
-    hard_state.term = reader.u64().ok_or(truncated.clone())?;
-    hard_state.vote = reader.u64().ok_or(truncated.clone())?;
-    hard_state.commit = reader.u64().ok_or(truncated)?;
-    Ok(hard_state)
+    Ok(HardState {
+        term: reader.u64().ok_or(truncated.clone())?,
+        vote: reader.u64().ok_or(truncated.clone())?,
+        commit: reader.u64().ok_or(truncated)?,
+        ..Default::default()
+    })
 }
 
 fn entry_type_code(entry_type: EntryType) -> u8 {
@@ -113,10 +127,12 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 }
 
@@ -126,12 +142,14 @@ mod tests {
 
     #[test]
     fn entry_round_trips() {
-        let mut entry = Entry::default();
-        entry.index = 42;
-        entry.term = 7;
-        entry.entry_type = EntryType::EntryConfChange;
-        entry.data = bytes::Bytes::from_static(b"payload");
-        entry.context = bytes::Bytes::from_static(b"ctx");
+        let entry = Entry {
+            index: 42,
+            term: 7,
+            entry_type: EntryType::EntryConfChange,
+            data: bytes::Bytes::from_static(b"payload"),
+            context: bytes::Bytes::from_static(b"ctx"),
+            ..Default::default()
+        };
         let mut buf = Vec::new();
         encode_entry(&entry, &mut buf);
         let decoded = decode_entry(42, &buf).unwrap();
@@ -145,10 +163,12 @@ mod tests {
 
     #[test]
     fn hard_state_round_trips() {
-        let mut hard_state = HardState::default();
-        hard_state.term = 3;
-        hard_state.vote = 1;
-        hard_state.commit = 99;
+        let hard_state = HardState {
+            term: 3,
+            vote: 1,
+            commit: 99,
+            ..Default::default()
+        };
         let buf = encode_hard_state(&hard_state);
         assert_eq!(decode_hard_state(0, &buf).unwrap(), hard_state);
         assert!(decode_hard_state(0, &buf[..20]).is_err());

@@ -14,11 +14,17 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free loopback port (bound then released; racing tests pick different ones).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn scratch_dir(label: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("{label}-{}-{}", std::process::id(), free_port()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -52,7 +58,12 @@ impl Keel {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn keel");
         wait_ready(&mut child, "ready to serve client requests");
-        Keel { child, port, data_dir: data_dir.to_path_buf(), extra_args: extra_args.iter().map(|s| s.to_string()).collect() }
+        Keel {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -126,7 +137,10 @@ fn wait_ready(child: &mut Child, marker: &'static str) {
             Ok(Err(line)) => log.push(line),
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not become ready within {START_TIMEOUT:?}; its stderr:\n{}", log.join("\n"));
+                panic!(
+                    "server did not become ready within {START_TIMEOUT:?}; its stderr:\n{}",
+                    log.join("\n")
+                );
             }
         }
     }
@@ -135,11 +149,17 @@ fn wait_ready(child: &mut Child, marker: &'static str) {
 /// A tokio runtime for the test's client (the client side only; the server
 /// runs no tokio).
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 pub async fn client(endpoint: &str) -> etcd_client::Client {
-    etcd_client::Client::connect([endpoint], None).await.expect("connect to keel")
+    etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect to keel")
 }
 
 /// Runs a project script that installs Debian packages, returning whether
@@ -149,7 +169,10 @@ pub fn ensure_debian_tool(binary: &str, install_script_arg: &str) -> Option<Path
         return Some(path);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/install-etcd.sh");
-    let status = Command::new("bash").arg(&script).arg(install_script_arg).status();
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(install_script_arg)
+        .status();
     match (status, which(binary)) {
         (Ok(status), Some(path)) if status.success() => Some(path),
         _ => {
@@ -166,7 +189,9 @@ pub fn ensure_debian_tool(binary: &str, install_script_arg: &str) -> Option<Path
 
 pub fn which(binary: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(binary)).find(|candidate| candidate.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
 }
 
 /// A running Debian etcd on loopback, for side-by-side comparisons. Killed
@@ -189,8 +214,18 @@ impl Etcd {
         let mut child = Command::new(etcd)
             .args(["--name", "default", "--data-dir"])
             .arg(dir.join("data.etcd"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .args(["--initial-cluster", &format!("default={peer_url}")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -14,8 +14,20 @@ pub struct Args {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Put { total: usize, key_size: usize, val_size: usize, sequential_keys: bool, key_space_size: usize },
-    Range { key: Vec<u8>, end: Vec<u8>, total: usize, serializable: bool, limit: i64 },
+    Put {
+        total: usize,
+        key_size: usize,
+        val_size: usize,
+        sequential_keys: bool,
+        key_space_size: usize,
+    },
+    Range {
+        key: Vec<u8>,
+        end: Vec<u8>,
+        total: usize,
+        serializable: bool,
+        limit: i64,
+    },
 }
 
 impl Command {
@@ -79,8 +91,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
             Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
             None => (flag.to_string(), None),
         };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| ArgsError(format!("flag needs an argument: --{flag}")));
-        let number = |text: String| text.parse::<usize>().map_err(|_| ArgsError(format!("invalid number {text:?}")));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| ArgsError(format!("flag needs an argument: --{flag}")))
+        };
+        let number = |text: String| {
+            text.parse::<usize>()
+                .map_err(|_| ArgsError(format!("invalid number {text:?}")))
+        };
         match flag.as_str() {
             "endpoints" => endpoints = value()?.split(',').map(str::to_string).collect(),
             "conns" => conns = number(value()?)?,
@@ -97,7 +117,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
                 serializable = match value()?.as_str() {
                     "l" => false,
                     "s" => true,
-                    other => return Err(ArgsError(format!("consistency must be l or s, got {other:?}"))),
+                    other => {
+                        return Err(ArgsError(format!(
+                            "consistency must be l or s, got {other:?}"
+                        )))
+                    }
                 }
             }
             "help" => return Err(ArgsError(USAGE.to_string())),
@@ -105,14 +129,35 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
         }
     }
     if conns == 0 || clients == 0 || client_cores == 0 || key_space_size == 0 {
-        return Err(ArgsError("--conns, --clients, --client-cores and --key-space-size must be at least 1".into()));
+        return Err(ArgsError(
+            "--conns, --clients, --client-cores and --key-space-size must be at least 1".into(),
+        ));
     }
     let command = match command.as_deref() {
-        Some("put") => Command::Put { total, key_size, val_size, sequential_keys, key_space_size },
+        Some("put") => Command::Put {
+            total,
+            key_size,
+            val_size,
+            sequential_keys,
+            key_space_size,
+        },
         Some("range") => {
-            let key = positional.first().ok_or_else(|| ArgsError("range needs a KEY".into()))?.as_bytes().to_vec();
-            let end = positional.get(1).map(|end| end.as_bytes().to_vec()).unwrap_or_default();
-            Command::Range { key, end, total, serializable, limit }
+            let key = positional
+                .first()
+                .ok_or_else(|| ArgsError("range needs a KEY".into()))?
+                .as_bytes()
+                .to_vec();
+            let end = positional
+                .get(1)
+                .map(|end| end.as_bytes().to_vec())
+                .unwrap_or_default();
+            Command::Range {
+                key,
+                end,
+                total,
+                serializable,
+                limit,
+            }
         }
         Some(other) => return Err(ArgsError(format!("unknown command {other:?}\n{USAGE}"))),
         None => return Err(ArgsError(USAGE.to_string())),
@@ -122,10 +167,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
         .map(|endpoint| {
             let bare = endpoint.trim_start_matches("http://").trim_end_matches('/');
             let bare = bare.replace("localhost", "127.0.0.1");
-            bare.parse::<SocketAddr>().map_err(|_| ArgsError(format!("bad endpoint {endpoint:?}")))
+            bare.parse::<SocketAddr>()
+                .map_err(|_| ArgsError(format!("bad endpoint {endpoint:?}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Args { endpoints, conns, clients, client_cores, json, command })
+    Ok(Args {
+        endpoints,
+        conns,
+        clients,
+        client_cores,
+        json,
+        command,
+    })
 }
 
 #[cfg(test)]
@@ -145,12 +198,24 @@ mod tests {
         assert_eq!((args.conns, args.clients), (100, 1000));
         assert_eq!(
             args.command,
-            Command::Put { total: 5000, key_size: 8, val_size: 256, sequential_keys: true, key_space_size: 100000 }
+            Command::Put {
+                total: 5000,
+                key_size: 8,
+                val_size: 256,
+                sequential_keys: true,
+                key_space_size: 100000
+            }
         );
         let args = parse_str("range foo fop --consistency s --total 7").unwrap();
         assert_eq!(
             args.command,
-            Command::Range { key: b"foo".to_vec(), end: b"fop".to_vec(), total: 7, serializable: true, limit: 0 }
+            Command::Range {
+                key: b"foo".to_vec(),
+                end: b"fop".to_vec(),
+                total: 7,
+                serializable: true,
+                limit: 0
+            }
         );
     }
 

@@ -38,10 +38,14 @@ pub async fn run_share(share: Share) -> Result<Report, String> {
     let mut senders = Vec::with_capacity(share.conns);
     for conn in 0..share.conns {
         let addr = share.endpoints[(share.first_conn + conn) % share.endpoints.len()];
-        let stream = TcpStream::connect(addr).await.map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
         stream.set_nodelay(true).ok();
         let mut builder = h2::client::Builder::new();
-        builder.initial_window_size(1 << 20).initial_connection_window_size(8 << 20);
+        builder
+            .initial_window_size(1 << 20)
+            .initial_connection_window_size(8 << 20);
         let (sender, connection) = builder
             .handshake::<_, Bytes>(TokioIo(stream))
             .await
@@ -98,20 +102,41 @@ pub async fn run_share(share: Share) -> Result<Report, String> {
     for task in tasks {
         task.await;
     }
-    let mut report = Rc::try_unwrap(report).map(RefCell::into_inner).unwrap_or_else(|shared| shared.borrow().clone());
+    let mut report = Rc::try_unwrap(report)
+        .map(RefCell::into_inner)
+        .unwrap_or_else(|shared| shared.borrow().clone());
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
 fn request_body(command: &Command, index: usize, value: &[u8]) -> Bytes {
     match command {
-        Command::Put { key_size, sequential_keys, key_space_size, .. } => {
-            let number = if *sequential_keys { index % key_space_size } else { pseudo_random(index) % key_space_size };
+        Command::Put {
+            key_size,
+            sequential_keys,
+            key_space_size,
+            ..
+        } => {
+            let number = if *sequential_keys {
+                index % key_space_size
+            } else {
+                pseudo_random(index) % key_space_size
+            };
             let mut key = vec![0u8; *key_size];
             put_varint(&mut key, number as i64);
-            grpc::frame(&keel_proto::etcdserverpb::PutRequest { key, value: value.to_vec(), ..Default::default() })
+            grpc::frame(&keel_proto::etcdserverpb::PutRequest {
+                key,
+                value: value.to_vec(),
+                ..Default::default()
+            })
         }
-        Command::Range { key, end, serializable, limit, .. } => grpc::frame(&keel_proto::etcdserverpb::RangeRequest {
+        Command::Range {
+            key,
+            end,
+            serializable,
+            limit,
+            ..
+        } => grpc::frame(&keel_proto::etcdserverpb::RangeRequest {
             key: key.clone(),
             range_end: end.clone(),
             serializable: *serializable,
@@ -123,15 +148,32 @@ fn request_body(command: &Command, index: usize, value: &[u8]) -> Bytes {
 
 async fn call(sender: &mut SendRequest<Bytes>, uri: &http::Uri, body: Bytes) -> Result<(), String> {
     let exchange = async {
-        let ready = sender.clone().ready().await.map_err(|error| format!("connection: {error}"))?;
+        let ready = sender
+            .clone()
+            .ready()
+            .await
+            .map_err(|error| format!("connection: {error}"))?;
         *sender = ready;
-        let mut request = Request::builder().method("POST").uri(uri.clone()).body(()).expect("valid request");
+        let mut request = Request::builder()
+            .method("POST")
+            .uri(uri.clone())
+            .body(())
+            .expect("valid request");
         let headers = request.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
-        let (response, mut stream) = sender.send_request(request, false).map_err(|error| format!("send: {error}"))?;
-        stream.send_data(body, true).map_err(|error| format!("send: {error}"))?;
-        let response = response.await.map_err(|error| format!("response: {error}"))?;
+        let (response, mut stream) = sender
+            .send_request(request, false)
+            .map_err(|error| format!("send: {error}"))?;
+        stream
+            .send_data(body, true)
+            .map_err(|error| format!("send: {error}"))?;
+        let response = response
+            .await
+            .map_err(|error| format!("response: {error}"))?;
         if let Some(status) = grpc_status(response.headers()) {
             return status;
         }
@@ -140,8 +182,14 @@ async fn call(sender: &mut SendRequest<Bytes>, uri: &http::Uri, body: Bytes) -> 
             let chunk = chunk.map_err(|error| format!("response body: {error}"))?;
             let _ = body.flow_control().release_capacity(chunk.len());
         }
-        let trailers = body.trailers().await.map_err(|error| format!("trailers: {error}"))?;
-        trailers.as_ref().and_then(grpc_status).unwrap_or_else(|| Err("response without grpc-status".into()))
+        let trailers = body
+            .trailers()
+            .await
+            .map_err(|error| format!("trailers: {error}"))?;
+        trailers
+            .as_ref()
+            .and_then(grpc_status)
+            .unwrap_or_else(|| Err("response without grpc-status".into()))
     };
     match futures_lite::future::or(async { Some(exchange.await) }, async {
         glommio::timer::sleep(REQUEST_TIMEOUT).await;
@@ -159,7 +207,10 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Result<(), String>> {
     if status == "0" {
         return Some(Ok(()));
     }
-    let message = headers.get("grpc-message").and_then(|m| m.to_str().ok()).unwrap_or("");
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .unwrap_or("");
     Some(Err(format!("grpc-status {status}: {message}")))
 }
 
@@ -188,7 +239,9 @@ fn pseudo_random(index: usize) -> usize {
 }
 
 fn random_bytes(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b'a' + (pseudo_random(i) % 26) as u8).collect()
+    (0..len)
+        .map(|i| b'a' + (pseudo_random(i) % 26) as u8)
+        .collect()
 }
 
 #[cfg(test)]

@@ -47,7 +47,11 @@ impl Report {
         let count = values.len();
         let sum: f64 = values.iter().map(|&v| v as f64).sum();
         let mean = sum / count as f64;
-        let variance = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / count as f64;
+        let variance = values
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / count as f64;
         let ms = |us: f64| us / 1000.0;
         Some(Stats {
             count,
@@ -56,7 +60,10 @@ impl Report {
             fastest_ms: ms(values[0] as f64),
             average_ms: ms(mean),
             stddev_ms: ms(variance.sqrt()),
-            percentiles_ms: PERCENTILES.iter().map(|&p| (p, ms(percentile(values, p) as f64))).collect(),
+            percentiles_ms: PERCENTILES
+                .iter()
+                .map(|&p| (p, ms(percentile(values, p) as f64)))
+                .collect(),
         })
     }
 
@@ -71,10 +78,22 @@ impl Report {
         };
         out.push_str("\nSummary:\n");
         out.push_str(&format!("  Total:\t{elapsed:.4} secs.\n"));
-        out.push_str(&format!("  Slowest:\t{:.4} secs.\n", stats.slowest_ms / 1000.0));
-        out.push_str(&format!("  Fastest:\t{:.4} secs.\n", stats.fastest_ms / 1000.0));
-        out.push_str(&format!("  Average:\t{:.4} secs.\n", stats.average_ms / 1000.0));
-        out.push_str(&format!("  Stddev:\t{:.4} secs.\n", stats.stddev_ms / 1000.0));
+        out.push_str(&format!(
+            "  Slowest:\t{:.4} secs.\n",
+            stats.slowest_ms / 1000.0
+        ));
+        out.push_str(&format!(
+            "  Fastest:\t{:.4} secs.\n",
+            stats.fastest_ms / 1000.0
+        ));
+        out.push_str(&format!(
+            "  Average:\t{:.4} secs.\n",
+            stats.average_ms / 1000.0
+        ));
+        out.push_str(&format!(
+            "  Stddev:\t{:.4} secs.\n",
+            stats.stddev_ms / 1000.0
+        ));
         out.push_str(&format!("  Requests/sec:\t{:.4}\n", stats.requests_per_sec));
         out.push_str("\nResponse time histogram:\n");
         let buckets = 10;
@@ -95,7 +114,10 @@ impl Report {
         for (p, ms) in &stats.percentiles_ms {
             out.push_str(&format!("  {p}% in {:.4} secs.\n", ms / 1000.0));
         }
-        out.push_str(&format!("\nLoad generator CPU: {:.3} secs.\n", self.client_cpu.as_secs_f64()));
+        out.push_str(&format!(
+            "\nLoad generator CPU: {:.3} secs.\n",
+            self.client_cpu.as_secs_f64()
+        ));
         self.render_errors(&mut out);
         out
     }
@@ -160,7 +182,10 @@ mod tests {
         let stats = report.stats().unwrap();
         assert_eq!(stats.count, 4);
         assert_eq!(stats.requests_per_sec, 2.0);
-        assert_eq!((stats.fastest_ms, stats.slowest_ms, stats.average_ms), (1.0, 4.0, 2.5));
+        assert_eq!(
+            (stats.fastest_ms, stats.slowest_ms, stats.average_ms),
+            (1.0, 4.0, 2.5)
+        );
         assert!((stats.stddev_ms - 1.118).abs() < 0.001);
         assert_eq!(stats.percentiles_ms[2], (50.0, 2.0));
         assert!(report.render_text().contains("Requests/sec:\t2.0000"));
