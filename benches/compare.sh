@@ -79,9 +79,9 @@ echo "$results" > "$out/compare.json"
 python3 - "$out/compare.json" "$out/compare.md" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); e, k = r["etcd"], r["keel"]
-rows = [("put, 1 conn, 1 client: p50 latency (ms)", e["put_1conn_1client"]["latency_ms"]["p50.0"], k["put_1conn_1client"]["latency_ms"]["p50.0"], "lower"),
+rows = [("put, 1 conn, 1 client: p50 latency (ms)", e["put_1conn_1client"]["latency_ms"]["p50"], k["put_1conn_1client"]["latency_ms"]["p50"], "lower"),
         ("put, 100 conns, 1000 clients: requests/s", e["put_100conns_1000clients"]["requests_per_sec"], k["put_100conns_1000clients"]["requests_per_sec"], "higher"),
-        ("put, 100 conns, 1000 clients: p99 latency (ms)", e["put_100conns_1000clients"]["latency_ms"]["p99.0"], k["put_100conns_1000clients"]["latency_ms"]["p99.0"], "lower"),
+        ("put, 100 conns, 1000 clients: p99 latency (ms)", e["put_100conns_1000clients"]["latency_ms"]["p99"], k["put_100conns_1000clients"]["latency_ms"]["p99"], "lower"),
         ("range serializable, 1000 clients: requests/s", e["range_serializable_100conns_1000clients"]["requests_per_sec"], k["range_serializable_100conns_1000clients"]["requests_per_sec"], "higher"),
         ("range linearizable, 1000 clients: requests/s", e["range_linearizable_100conns_1000clients"]["requests_per_sec"], k["range_linearizable_100conns_1000clients"]["requests_per_sec"], "higher"),
         ("peak RSS after puts (MiB)", e["peak_rss_kib_after_puts"]/1024, k["peak_rss_kib_after_puts"]/1024, "lower"),
@@ -91,7 +91,7 @@ for name, ev, kv, better in rows:
     ratio = (kv / ev) if better == "higher" else (ev / kv if kv else float("inf"))
     lines.append(f"| {name} | {ev:.3f} | {kv:.3f} | {ratio:.2f}x |")
 lines.append(f"\ndisk fdatasync p50 {r['fdatasync']['p50_ms']:.3f} ms, p99 {r['fdatasync']['p99_ms']:.3f} ms; "
-             f"keel put p50 minus fdatasync p50: {k['put_1conn_1client']['latency_ms']['p50.0'] - r['fdatasync']['p50_ms']:.3f} ms; "
+             f"keel put p50 minus fdatasync p50: {k['put_1conn_1client']['latency_ms']['p50'] - r['fdatasync']['p50_ms']:.3f} ms; "
              f"{r['host']['cpus']} CPUs, kernel {r['host']['kernel']}, {r['host']['heavy_total']} requests per heavy scenario")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -149,7 +149,10 @@ fn restarts_on_its_port_right_after_a_kill() {
     let keel = keel.restart();
     rt.block_on(async {
         let mut client = client(&keel.endpoint()).await;
-        let all = client.get("k", Some(GetOptions::new().with_prefix())).await.unwrap();
+        let all = client
+            .get("k", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
         assert_eq!(all.count(), 4);
     });
 }
