@@ -93,6 +93,9 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    /// The persister thread of the store over `path` is gone (it panicked),
+    /// so nothing can be persisted any more; reopen the store.
+    PersisterGone { path: PathBuf },
 }
 
 impl fmt::Display for StoreError {
@@ -126,6 +129,11 @@ impl fmt::Display for StoreError {
             } => write!(
                 f,
                 "store: {}: page size {found} at byte offset {offset}, expected {expected}",
+                path.display()
+            ),
+            StoreError::PersisterGone { path } => write!(
+                f,
+                "store: {}: the persister thread is gone (it panicked); nothing more can be persisted",
                 path.display()
             ),
         }

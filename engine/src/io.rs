@@ -11,7 +11,13 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest a call held by [`FaultPlan::pause`] waits for
+/// [`FaultPlan::resume`]; then it fails, so a test that forgets to resume
+/// fails instead of hanging.
+pub const PAUSE_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Positional file I/O: the only operations the engine's files need.
 pub trait StorageFile: Send + Sync {
@@ -115,6 +121,9 @@ pub enum WriteFault {
 pub struct FaultPlan {
     writes_seen: AtomicU64,
     armed: Mutex<Option<(u64, WriteFault)>>,
+    paused: Mutex<bool>,
+    resumed: Condvar,
+    calls_held: AtomicU64,
 }
 
 impl FaultPlan {
@@ -140,11 +149,54 @@ impl FaultPlan {
     pub fn writes_seen(&self) -> u64 {
         self.writes_seen.load(Ordering::SeqCst)
     }
+
+    /// Holds every later call on the file (reads, writes, syncs, length
+    /// changes) until [`FaultPlan::resume`], as a stalled disk would; tests
+    /// use it to keep a persist in flight. A call held longer than
+    /// [`PAUSE_WAIT_MAX`] fails.
+    pub fn pause(&self) {
+        *self.paused.lock().expect("fault plan lock") = true;
+    }
+
+    /// Releases the calls [`FaultPlan::pause`] holds.
+    pub fn resume(&self) {
+        *self.paused.lock().expect("fault plan lock") = false;
+        self.resumed.notify_all();
+    }
+
+    /// Number of calls held by [`FaultPlan::pause`] right now.
+    pub fn calls_held(&self) -> u64 {
+        self.calls_held.load(Ordering::SeqCst)
+    }
+
+    fn wait_while_paused(&self) -> io::Result<()> {
+        let deadline = Instant::now() + PAUSE_WAIT_MAX;
+        let mut paused = self.paused.lock().expect("fault plan lock");
+        if !*paused {
+            return Ok(());
+        }
+        self.calls_held.fetch_add(1, Ordering::SeqCst);
+        while *paused {
+            let now = Instant::now();
+            if now >= deadline {
+                self.calls_held.fetch_sub(1, Ordering::SeqCst);
+                return Err(io::Error::other("paused file call never resumed"));
+            }
+            paused = self
+                .resumed
+                .wait_timeout(paused, deadline - now)
+                .expect("fault plan lock")
+                .0;
+        }
+        self.calls_held.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 /// A test wrapper that fails or tears the Nth write (see [`FaultPlan`]).
 /// After the faulty write every later write and sync fails, so the state on
-/// disk is exactly what a crash at that moment would leave.
+/// disk is exactly what a crash at that moment would leave. It can also
+/// hold every call while the plan is paused.
 pub struct FaultInjectingFile {
     inner: Box<dyn StorageFile>,
     plan: Arc<FaultPlan>,
@@ -177,10 +229,12 @@ impl FaultInjectingFile {
 
 impl StorageFile for FaultInjectingFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.plan.wait_while_paused()?;
         self.inner.read_at(buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.plan.wait_while_paused()?;
         let call = self.plan.writes_seen.fetch_add(1, Ordering::SeqCst);
         match self.tripped(call) {
             None => self.inner.write_at(buf, offset),
@@ -194,6 +248,7 @@ impl StorageFile for FaultInjectingFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.plan.wait_while_paused()?;
         if self.dead() {
             return Err(Self::injected());
         }
@@ -201,10 +256,12 @@ impl StorageFile for FaultInjectingFile {
     }
 
     fn len(&self) -> io::Result<u64> {
+        self.plan.wait_while_paused()?;
         self.inner.len()
     }
 
     fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        self.plan.wait_while_paused()?;
         if self.dead() {
             return Err(Self::injected());
         }
@@ -212,6 +269,7 @@ impl StorageFile for FaultInjectingFile {
     }
 
     fn allocate(&self, len_bytes: u64) -> io::Result<()> {
+        self.plan.wait_while_paused()?;
         if self.dead() {
             return Err(Self::injected());
         }
@@ -250,6 +308,30 @@ mod tests {
         faulty.read_at(&mut buf, 0).unwrap();
         assert_eq!(&buf, b"aaaabbbbcc");
         assert_eq!(faulty.len().unwrap(), 10);
+    }
+
+    #[test]
+    fn pause_holds_calls_until_resume() {
+        let (_dir, file) = temp_std_file();
+        let plan = FaultPlan::new();
+        let faulty = Arc::new(FaultInjectingFile::new(Box::new(file), plan.clone()));
+        plan.pause();
+        let writer = {
+            let faulty = faulty.clone();
+            std::thread::spawn(move || faulty.write_at(b"late", 0))
+        };
+        for _ in 0..10_000 {
+            if plan.calls_held() == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(plan.calls_held(), 1);
+        assert_eq!(faulty.inner.len().unwrap(), 0, "the write is held");
+        plan.resume();
+        writer.join().unwrap().unwrap();
+        assert_eq!(plan.calls_held(), 0);
+        assert_eq!(faulty.len().unwrap(), 4);
     }
 
     #[test]

@@ -2,52 +2,11 @@
 //! (through the fault-injecting file) reopens at the previous commit, and
 //! the store keeps working after the failure.
 
-use keel_engine::io::{FaultInjectingFile, FaultPlan, StdFile, StorageFile, WriteFault};
-use keel_engine::{RangeOptions, RangeResult, Store, StoreOptions};
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-fn faulty_store(path: &Path) -> (Store, Arc<FaultPlan>) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    let plan = FaultPlan::new();
-    let faulty: Box<dyn StorageFile> = Box::new(FaultInjectingFile::new(
-        Box::new(StdFile::new(file)),
-        plan.clone(),
-    ));
-    (
-        Store::open_with_file(path, faulty, StoreOptions::default()).unwrap(),
-        plan,
-    )
-}
-
-fn put_many(store: &mut Store, prefix: &str, count: usize) {
-    let applied = store.applied_index() + 1;
-    let mut batch = store.write_batch();
-    let mut txn = batch.txn();
-    for number in 0..count {
-        txn.put(format!("{prefix}{number:05}").as_bytes(), &[7u8; 200], 0);
-    }
-    txn.end();
-    batch.commit(applied);
-}
-
-fn everything(store: &Store) -> RangeResult {
-    store
-        .reader()
-        .view()
-        .range(&RangeOptions {
-            key: b"\x00",
-            range_end: b"\x00",
-            ..RangeOptions::default()
-        })
-        .unwrap()
-}
+use common::{everything, faulty_store, put_many};
+use keel_engine::io::WriteFault;
+use keel_engine::{Store, StoreOptions};
 
 /// Commits one state, then fails the persist of a second at write number
 /// `write` (0 = the first write of that persist) with `fault`, and checks

@@ -271,7 +271,10 @@ impl TreeFile {
 
     /// Appends every dirty node under `root`, fdatasyncs, appends a commit
     /// record for `meta`, and fdatasyncs. On error nothing in memory changes
-    /// (nodes stay dirty) and the next persist starts at the same place.
+    /// (nodes written by this attempt are marked dirty again) and the next
+    /// persist starts at the same place. `root` may be a snapshot the writer
+    /// has moved on from: a newer root shares its clean nodes as the same
+    /// `Arc`s, so marking them dirty here covers the newer root too.
     pub fn persist(&mut self, root: &Arc<Node>, meta: CommitMeta) -> Result<(), StoreError> {
         let start_page = self.page_count;
         let result = self.try_persist(root, meta);

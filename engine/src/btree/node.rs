@@ -279,6 +279,11 @@ pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, Pa
 
 /// Inserts or replaces `key` in the tree under `root` (copy-on-write);
 /// returns the replaced value's entry if the key was present.
+///
+/// The only code that changes a node: it changes (and marks dirty) only
+/// nodes `Arc::make_mut` finds unique on the path from `root`, so a clone
+/// of any root (a read view, a persist in flight) never sees a change, and
+/// its pages are never cleared from here.
 pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
     let entry = Entry::new(key, value);
     let (replaced, split) = insert_into(root, entry, 0);

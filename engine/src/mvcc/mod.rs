@@ -7,9 +7,13 @@
 //! [`WriteBatch`]es of [`Txn`]s to its working tree and publishes an
 //! immutable [`ReadView`] per batch through an `ArcSwap`, which shard cores
 //! load lock-free with [`StoreReader::view`]. Durability is the WAL's job;
-//! [`Store::persist`] writes the tree file when thresholds are reached.
+//! [`Store::start_persist`] writes the tree file on the store's persister
+//! thread when thresholds are reached, while the writer goes on applying
+//! batches (`persister.rs` explains why that is safe); [`Store::persist`]
+//! does the same and waits.
 
 mod key;
+mod persister;
 mod revision;
 mod store;
 mod txn;

@@ -1,12 +1,19 @@
 //! The single-writer [`Store`] and its lock-free [`StoreReader`].
+//!
+//! Persists run on the store's persister thread (`persister.rs`, which also
+//! explains why the writer may keep applying batches meanwhile):
+//! [`Store::start_persist`] hands it a snapshot of the working root and
+//! returns at once, [`Store::poll_persist`] collects the outcome, and
+//! [`Store::persist`] does both and waits.
 
+use super::persister::{PersistDone, PersistJob, Persister};
 use super::txn::WriteBatch;
 use super::view::ReadView;
 use crate::btree::{CommitMeta, Node, TreeFile};
 use crate::error::StoreError;
 use crate::io::StorageFile;
 use arc_swap::ArcSwap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,10 +41,25 @@ impl Default for StoreOptions {
     }
 }
 
+/// A persist handed to the persister and not yet collected.
+#[derive(Debug)]
+struct InFlightPersist {
+    /// What its commit record says.
+    meta: CommitMeta,
+    /// The change counters it reset when it started; given back if it fails.
+    ops: u64,
+    dirty_bytes: u64,
+}
+
 /// The MVCC store: one writer (the raft core), many readers via
-/// [`StoreReader`].
+/// [`StoreReader`]. Owns the persister thread; dropping the store waits for
+/// a persist in flight and joins the thread (it persists nothing extra).
 pub struct Store {
-    pub(crate) tree_file: TreeFile,
+    path: PathBuf,
+    persister: Persister,
+    in_flight: Option<InFlightPersist>,
+    /// The tree file's size after the last persist outcome collected.
+    file_size_bytes: u64,
     /// The working tree; published views hold older roots.
     pub(crate) root: Arc<Node>,
     pub(crate) revision: i64,
@@ -55,10 +77,11 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("tree_file", &self.tree_file)
+            .field("path", &self.path)
             .field("revision", &self.revision)
             .field("applied_index", &self.applied_index)
             .field("persisted_index", &self.persisted_index)
+            .field("in_flight", &self.in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +104,7 @@ impl Store {
     /// creating it when missing, at its last valid commit record.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         let (tree_file, recovered) = TreeFile::open(path)?;
-        Ok(Self::from_recovered(tree_file, recovered, options))
+        Self::from_recovered(tree_file, recovered, options)
     }
 
     /// Opens through any [`StorageFile`] (crash tests pass a fault-injecting
@@ -92,14 +115,17 @@ impl Store {
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
         let (tree_file, recovered) = TreeFile::open_with_file(path, file)?;
-        Ok(Self::from_recovered(tree_file, recovered, options))
+        Self::from_recovered(tree_file, recovered, options)
     }
 
     fn from_recovered(
         tree_file: TreeFile,
         recovered: crate::btree::Recovered,
         options: StoreOptions,
-    ) -> Store {
+    ) -> Result<Store, StoreError> {
+        let path = tree_file.path().to_path_buf();
+        let file_size_bytes = tree_file.size_bytes();
+        let persister = Persister::spawn(tree_file)?;
         let meta = recovered.meta;
         let revision = meta.revision.max(FRESH_STORE_REVISION);
         let view = ReadView {
@@ -108,8 +134,11 @@ impl Store {
             compact_revision: meta.compact_revision,
             applied_index: meta.applied_index,
         };
-        Store {
-            tree_file,
+        Ok(Store {
+            path,
+            persister,
+            in_flight: None,
+            file_size_bytes,
             root: recovered.root,
             revision,
             compact_revision: meta.compact_revision,
@@ -121,7 +150,7 @@ impl Store {
             ops_since_persist: 0,
             dirty_bytes_since_persist: 0,
             last_persist: Instant::now(),
-        }
+        })
     }
 
     /// Raft index of the last committed batch (in memory).
@@ -174,41 +203,145 @@ impl Store {
     }
 
     /// Whether a persist is due: enough changes, enough bytes, or enough
-    /// time since the last one with anything to write.
+    /// time since the last one started with anything to write. False while
+    /// a persist is in flight.
     pub fn needs_persist(&self) -> bool {
+        if self.in_flight.is_some() {
+            return false;
+        }
         let changed = self.ops_since_persist > 0 || self.applied_index != self.persisted_index;
         self.ops_since_persist >= self.options.persist_ops_threshold
             || self.dirty_bytes_since_persist >= self.options.persist_dirty_bytes_threshold
             || (changed && self.last_persist.elapsed() >= self.options.persist_interval)
     }
 
-    /// Appends every node changed since the last persist, fdatasyncs, then
-    /// appends a checksummed commit record and fdatasyncs.
+    /// Whether a persist started by [`Store::start_persist`] has not been
+    /// collected by [`Store::poll_persist`] (or [`Store::persist`]) yet.
+    pub fn persist_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Starts persisting the current working root on the persister thread if
+    /// `needs_persist()` and no persist is in flight. Returns true if it
+    /// started one. The commit record will carry the applied index, revision
+    /// and compaction point of this moment; batches applied meanwhile go to
+    /// the next persist. If the persister thread is gone, the next
+    /// [`Store::poll_persist`] reports [`StoreError::PersisterGone`].
+    pub fn start_persist(&mut self) -> bool {
+        if !self.needs_persist() {
+            return false;
+        }
+        let Some(job) = self.begin_persist() else {
+            return false;
+        };
+        if let Err(error) = self.persister.submit(job) {
+            // Kept in flight: poll_persist reports the error (and gives the
+            // counters back) like any other failed persist.
+            debug_assert!(matches!(error, StoreError::PersisterGone { .. }));
+        }
+        true
+    }
+
+    /// Non-blocking: if the persist in flight finished, records its outcome
+    /// (on success `persisted_index()`/the persisted revision advance to
+    /// what that persist captured when it started) and returns it. `None`
+    /// while one is in flight or when none was started.
+    pub fn poll_persist(&mut self) -> Option<Result<(), StoreError>> {
+        self.in_flight.as_ref()?;
+        let done = self.persister.try_done()?;
+        Some(self.finish_persist(done))
+    }
+
+    /// Persists synchronously: waits for a persist in flight (recording its
+    /// outcome), then appends every node changed since the last persist,
+    /// fdatasyncs, appends a checksummed commit record and fdatasyncs, on
+    /// the persister thread, and returns that result. A failure of the
+    /// persist it waited for is superseded: this persist writes everything
+    /// that one would have, and returns its own error if it fails too.
     pub fn persist(&mut self) -> Result<(), StoreError> {
+        if self.in_flight.is_some() {
+            let done = self.persister.wait_done();
+            // Superseded by the persist below (see the doc comment).
+            let _earlier = self.finish_persist(done);
+        }
+        let Some(job) = self.begin_persist() else {
+            return Ok(());
+        };
+        let done = match self.persister.submit(job) {
+            Ok(()) => self.persister.wait_done(),
+            Err(error) => PersistDone {
+                result: Err(error),
+                file_size_bytes: None,
+            },
+        };
+        self.finish_persist(done)
+    }
+
+    /// Captures the job for the current root and marks it in flight, or
+    /// returns `None` when the file already holds exactly this state. The
+    /// change counters restart here: they measure what the next persist
+    /// will carry.
+    fn begin_persist(&mut self) -> Option<PersistJob> {
+        assert!(self.in_flight.is_none(), "one persist in flight at most");
+        self.last_persist = Instant::now();
         let unchanged = self.root.page().is_some()
             && self.applied_index == self.persisted_index
             && self.revision == self.persisted_revision;
         if unchanged {
-            self.last_persist = Instant::now();
-            return Ok(());
+            // Nothing to carry: the file holds exactly this state.
+            self.ops_since_persist = 0;
+            self.dirty_bytes_since_persist = 0;
+            return None;
         }
         let meta = CommitMeta {
             applied_index: self.applied_index,
             revision: self.revision,
             compact_revision: self.compact_revision,
         };
-        self.tree_file.persist(&self.root, meta)?;
-        assert!(self.root.page().is_some(), "persist leaves the root clean");
-        self.persisted_index = self.applied_index;
-        self.persisted_revision = self.revision;
+        self.in_flight = Some(InFlightPersist {
+            meta,
+            ops: self.ops_since_persist,
+            dirty_bytes: self.dirty_bytes_since_persist,
+        });
         self.ops_since_persist = 0;
         self.dirty_bytes_since_persist = 0;
-        self.last_persist = Instant::now();
-        Ok(())
+        Some(PersistJob {
+            root: self.root.clone(),
+            meta,
+        })
     }
 
-    /// Bytes the tree file uses.
+    /// Records the outcome of the persist in flight.
+    fn finish_persist(&mut self, done: PersistDone) -> Result<(), StoreError> {
+        let in_flight = self
+            .in_flight
+            .take()
+            .expect("an outcome arrives only for a persist in flight");
+        if let Some(size) = done.file_size_bytes {
+            self.file_size_bytes = size;
+        }
+        match &done.result {
+            Ok(()) => {
+                assert!(
+                    in_flight.meta.applied_index >= self.persisted_index,
+                    "persisted index went back from {} to {}",
+                    self.persisted_index,
+                    in_flight.meta.applied_index
+                );
+                self.persisted_index = in_flight.meta.applied_index;
+                self.persisted_revision = in_flight.meta.revision;
+            }
+            Err(_) => {
+                // Nothing became durable: the next persist carries these too.
+                self.ops_since_persist += in_flight.ops;
+                self.dirty_bytes_since_persist += in_flight.dirty_bytes;
+            }
+        }
+        done.result
+    }
+
+    /// Bytes the tree file uses, as of the last persist outcome collected.
     pub fn file_size_bytes(&self) -> u64 {
-        self.tree_file.size_bytes()
+        self.file_size_bytes
     }
 }

@@ -1,0 +1,176 @@
+//! The persister thread: the only owner of the [`TreeFile`] once a
+//! [`super::Store`] is open, so at most one persist touches the file at a
+//! time.
+//!
+//! The store hands it a [`PersistJob`] (a clone of the working root and the
+//! meta captured with it) through a channel of capacity
+//! [`PERSIST_JOBS_MAX`], and reads the outcome back through one of capacity
+//! [`PERSIST_RESULTS_MAX`]. The store submits a job only when no other is in
+//! flight, so neither send ever waits. Dropping the [`Persister`] closes the
+//! job channel; the thread finishes the job it holds (if any), exits, and is
+//! joined.
+//!
+//! # Why the writer may keep applying batches meanwhile
+//!
+//! The tree is copy-on-write over `Arc<Node>`, and the only code that
+//! changes a node is `btree::node::insert` (deletes are tombstone inserts):
+//! it walks down from the writer's `&mut Arc<Node>` root with
+//! `Arc::make_mut`, which copies any node whose strong count is above 1 (the
+//! copy's `Clone` clears its page: it is dirty) and changes in place only a
+//! node whose one reference is the writer's own path. Copying a parent
+//! clones its `children` vector, which raises every child's count, so a
+//! node reachable from the job's root is never unique to the writer while
+//! the job holds that root: the snapshot's bodies are immutable until the
+//! persister drops it. The persister drops the root before it sends the
+//! outcome, and the channel orders that drop before any later `make_mut`
+//! on the writer's side.
+//!
+//! The one thing both sides touch is a node's page (`Node::page`, an
+//! `AtomicU64`). The persister sets it on the nodes it writes, and on a
+//! failure `forget_pages_from` clears it again on every node of the job's
+//! tree written by that attempt. Nodes the writer's newer root shares with
+//! the snapshot are the same `Arc` nodes, so clearing them covers the newer
+//! root too; nodes the writer copied meanwhile were dirty from the start.
+//! The writer reads a page only in the "unchanged" check of
+//! `Store::begin_persist`, which runs with no job in flight, and clears
+//! pages only on nodes unique to it, which the job cannot reach; the result
+//! channel orders the persister's page stores before the writer's next
+//! read.
+
+use crate::btree::{CommitMeta, Node, TreeFile};
+use crate::error::StoreError;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Jobs queued for the persister: one in flight, never a backlog.
+pub(crate) const PERSIST_JOBS_MAX: usize = 1;
+/// Outcomes waiting for the store: one per job in flight.
+pub(crate) const PERSIST_RESULTS_MAX: usize = 1;
+const _: () = assert!(PERSIST_JOBS_MAX == 1 && PERSIST_RESULTS_MAX == PERSIST_JOBS_MAX);
+
+/// One persist: the tree under `root` with `meta` in its commit record.
+pub(crate) struct PersistJob {
+    pub(crate) root: Arc<Node>,
+    pub(crate) meta: CommitMeta,
+}
+
+/// What a job came to.
+pub(crate) struct PersistDone {
+    pub(crate) result: Result<(), StoreError>,
+    /// The file's size after the job; `None` when the thread is gone.
+    pub(crate) file_size_bytes: Option<u64>,
+}
+
+/// The store's handle on the persister thread.
+pub(crate) struct Persister {
+    path: PathBuf,
+    /// `None` only while dropping.
+    jobs: Option<SyncSender<PersistJob>>,
+    done: Receiver<PersistDone>,
+    /// `None` only while dropping.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Persister {
+    /// Moves `tree_file` to a new thread that persists the jobs it is sent.
+    pub(crate) fn spawn(tree_file: TreeFile) -> Result<Persister, StoreError> {
+        let path = tree_file.path().to_path_buf();
+        let (jobs, job_queue) = mpsc::sync_channel::<PersistJob>(PERSIST_JOBS_MAX);
+        let (done_sender, done) = mpsc::sync_channel::<PersistDone>(PERSIST_RESULTS_MAX);
+        let thread = std::thread::Builder::new()
+            .name("keel-persist".to_owned())
+            .spawn(move || run(tree_file, &job_queue, &done_sender))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Persister {
+            path,
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    fn gone(&self) -> StoreError {
+        StoreError::PersisterGone {
+            path: self.path.clone(),
+        }
+    }
+
+    /// Hands `job` to the thread. The caller has no other job in flight.
+    pub(crate) fn submit(&self, job: PersistJob) -> Result<(), StoreError> {
+        let jobs = self.jobs.as_ref().expect("job channel open until drop");
+        match jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                unreachable!("a persist job was submitted while another was queued")
+            }
+            Err(TrySendError::Disconnected(_)) => Err(self.gone()),
+        }
+    }
+
+    /// The outcome of the job in flight if it finished; `None` while it
+    /// runs. Call only with a job in flight.
+    pub(crate) fn try_done(&self) -> Option<PersistDone> {
+        match self.done.try_recv() {
+            Ok(done) => Some(done),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(self.gone_done()),
+        }
+    }
+
+    /// Waits for the outcome of the job in flight.
+    pub(crate) fn wait_done(&self) -> PersistDone {
+        self.done.recv().unwrap_or_else(|_| self.gone_done())
+    }
+
+    fn gone_done(&self) -> PersistDone {
+        PersistDone {
+            result: Err(self.gone()),
+            file_size_bytes: None,
+        }
+    }
+}
+
+impl Drop for Persister {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop after the job it
+        // holds, if any; nothing new is persisted.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            // A panicked persister already reported itself as gone; a drop
+            // must not panic again.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut tree_file: TreeFile, jobs: &Receiver<PersistJob>, done: &SyncSender<PersistDone>) {
+    while let Ok(PersistJob { root, meta }) = jobs.recv() {
+        let result = tree_file.persist(&root, meta);
+        if result.is_ok() {
+            assert!(root.page().is_some(), "persist leaves the root clean");
+        }
+        // Release the snapshot before the writer hears of the outcome, so
+        // its nodes can become unique to the writer again (no extra copies).
+        drop(root);
+        let outcome = PersistDone {
+            result,
+            file_size_bytes: Some(tree_file.size_bytes()),
+        };
+        if done.send(outcome).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Helpers the store test binaries share: a store over the fault-injecting
+//! file, bulk puts and a full read.
+
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
+use keel_engine::io::{FaultInjectingFile, FaultPlan, StdFile, StorageFile};
+use keel_engine::{RangeOptions, RangeResult, Store, StoreOptions};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens (or creates) the store at `path` through a fault-injecting file;
+/// the plan arms faults and pauses.
+pub fn faulty_store_with(path: &Path, options: StoreOptions) -> (Store, Arc<FaultPlan>) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap();
+    let plan = FaultPlan::new();
+    let faulty: Box<dyn StorageFile> = Box::new(FaultInjectingFile::new(
+        Box::new(StdFile::new(file)),
+        plan.clone(),
+    ));
+    (Store::open_with_file(path, faulty, options).unwrap(), plan)
+}
+
+/// [`faulty_store_with`] and default options.
+pub fn faulty_store(path: &Path) -> (Store, Arc<FaultPlan>) {
+    faulty_store_with(path, StoreOptions::default())
+}
+
+/// One batch (applied index + 1) of one txn putting `{prefix}{number:05}`
+/// = `value` for every number.
+pub fn put_range(store: &mut Store, prefix: &str, numbers: Range<usize>, value: &[u8]) {
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    for number in numbers {
+        txn.put(format!("{prefix}{number:05}").as_bytes(), value, 0);
+    }
+    txn.end();
+    batch.commit(applied);
+}
+
+/// One batch putting `count` keys under `prefix`, 200 bytes each.
+pub fn put_many(store: &mut Store, prefix: &str, count: usize) {
+    put_range(store, prefix, 0..count, &[7u8; 200]);
+}
+
+/// Every key at the latest published revision.
+pub fn everything(store: &Store) -> RangeResult {
+    store
+        .reader()
+        .view()
+        .range(&RangeOptions {
+            key: b"\x00",
+            range_end: b"\x00",
+            ..RangeOptions::default()
+        })
+        .unwrap()
+}
