@@ -106,6 +106,25 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
+/// When the backend persists. A persist runs on the engine's persister
+/// thread and rewrites every leaf changed since the last one; with keys in
+/// random order that is most of the tree, so persisting less often writes
+/// far less (measured: ~700 MB per 100k random puts at 100 ms, a tenth of
+/// that at 1 s). The WAL holds everything after the last persist, so
+/// start-up replays at most this much.
+fn backend_options() -> StoreOptions {
+    StoreOptions {
+        persist_ops_threshold: BACKEND_PERSIST_OPS_MAX,
+        persist_interval: BACKEND_PERSIST_INTERVAL,
+        ..StoreOptions::default()
+    }
+}
+
+/// Changes between backend persists, at most (etcd's default snapshot count).
+pub const BACKEND_PERSIST_OPS_MAX: u64 = 100_000;
+/// Time between backend persists, at most, once anything changed.
+pub const BACKEND_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct RaftCore {
     node: RawNode<MemStorage>,
     wal: Wal,
@@ -144,7 +163,7 @@ impl RaftCore {
             })?;
         }
         let store =
-            Store::open(&snap_dir.join("db"), StoreOptions::default()).map_err(OpenError::Store)?;
+            Store::open(&snap_dir.join("db"), backend_options()).map_err(OpenError::Store)?;
         let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
         let applied_index = store.applied_index();
 
@@ -306,8 +325,11 @@ impl RaftCore {
                 next_tick = Instant::now() + TICK_INTERVAL;
             }
             self.on_ready(&replies).await;
+            self.maintain_backend();
         }
-        let _ = self.store.persist();
+        if let Err(error) = self.store.persist() {
+            eprintln!("keel: warning: final backend persist failed: {error}");
+        }
     }
 
     /// Takes `first` and everything else already queued, within the batch limits.
@@ -443,25 +465,38 @@ impl RaftCore {
         self.apply(light_ready.take_committed_entries(), replies)
             .await;
         self.node.advance_apply();
+        self.compact_raft_log();
         self.reads_after_apply(replies).await;
-
-        if self.store.needs_persist() {
-            self.persist_backend();
-        }
     }
 
-    fn persist_backend(&mut self) {
-        if let Err(error) = self.store.persist() {
-            eprintln!("keel: fatal: backend commit failed: {error}");
-            std::process::exit(2);
+    /// Starts a backend persist when one is due and collects a finished
+    /// one. The persist runs on the engine's persister thread: the raft
+    /// core keeps applying while a copy-on-write snapshot of the tree is
+    /// written. WAL segments go only once the backend holds their entries.
+    fn maintain_backend(&mut self) {
+        match self.store.poll_persist() {
+            Some(Ok(())) => self.release_persisted(),
+            // The WAL still holds everything; the next persist retries.
+            Some(Err(error)) => eprintln!("keel: warning: backend persist failed: {error}"),
+            None => {}
         }
+        self.store.start_persist();
+    }
+
+    fn release_persisted(&mut self) {
         let persisted = self.store.persisted_index();
         if let Err(error) = self.wal.release_before(persisted) {
             eprintln!("keel: warning: releasing wal segments failed: {error}");
         }
-        let keep_from = persisted.saturating_sub(LOG_ENTRIES_KEPT_MAX);
+    }
+
+    /// Drops applied entries from raft's in-memory log, keeping the last
+    /// `LOG_ENTRIES_KEPT_MAX` (the WAL holds them durably). Runs once the
+    /// log has twice that many, so the drain is amortised.
+    fn compact_raft_log(&mut self) {
         let first_index = self.node.store().first_index().expect("memory storage");
-        if keep_from > first_index {
+        if first_index + 2 * LOG_ENTRIES_KEPT_MAX <= self.applied_index {
+            let keep_from = self.applied_index - LOG_ENTRIES_KEPT_MAX;
             let _ = self.node.mut_store().wl().compact(keep_from);
         }
     }
