@@ -45,7 +45,7 @@ global flags (as etcd's benchmark):
   --endpoints URLS     comma-separated gRPC endpoints (default 127.0.0.1:2379)
   --conns N            total number of gRPC connections (default 1)
   --clients N          total number of gRPC clients (default 1)
-  --client-cores N     load-generator executors (keel-bench's own; default 1)
+  --client-cores N     load-generator executors (keel-bench's own; default: one per CPU)
   --json               print the result as JSON
 
 put:    --total N (10000) --key-size N (8) --val-size N (8) --sequential-keys --key-space-size N (1)
@@ -65,7 +65,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
     let mut endpoints = vec!["127.0.0.1:2379".to_string()];
     let mut conns = 1;
     let mut clients = 1;
-    let mut client_cores = 1;
+    // As etcd's benchmark (GOMAXPROCS = every CPU): one executor per CPU.
+    let mut client_cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut json = false;
     let mut total = 10_000;
     let mut key_size = 8;
