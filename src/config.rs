@@ -9,9 +9,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen_client_urls: Vec<String>,
     pub advertise_client_urls: Vec<String>,
+    /// Stored, unused until the peer transport listens.
+    #[allow(dead_code)]
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
     pub initial_cluster_token: String,
     pub shard_cores: usize,
     pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -54,11 +59,19 @@ usage: keel [flags]
   --listen-client-urls URLS        comma-separated URLs to listen on for client traffic
                                    (default \"http://127.0.0.1:2379\")
   --advertise-client-urls URLS     comma-separated client URLs to advertise (default: the listen URLs)
+  --listen-peer-urls URLS          comma-separated URLs to listen on for peer traffic
+                                   (default \"http://localhost:2380\"; stored, not served yet)
+  --initial-advertise-peer-urls URLS
+                                   this member's peer URLs to advertise (default \"http://localhost:2380\")
   --initial-cluster-token TOKEN    initial cluster token (default \"etcd-cluster\")
   --max-request-bytes N            maximum client request size in bytes (default 1572864)
+  --max-txn-ops N                  maximum operations per txn request (default 128)
   --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1)
   --version                        print the version and exit
 ";
+
+/// etcd's default for both peer URL flags.
+pub const DEFAULT_PEER_URL: &str = "http://localhost:2380";
 
 impl Config {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, ConfigError> {
@@ -66,7 +79,10 @@ impl Config {
         let mut data_dir: Option<PathBuf> = None;
         let mut listen = vec!["http://127.0.0.1:2379".to_string()];
         let mut advertise: Option<Vec<String>> = None;
+        let mut listen_peer = vec![DEFAULT_PEER_URL.to_string()];
+        let mut advertise_peer = vec![DEFAULT_PEER_URL.to_string()];
         let mut token = "etcd-cluster".to_string();
+        let mut max_txn_ops = keel_net::MAX_TXN_OPS_DEFAULT;
         let mut shard_cores = default_shard_cores();
         let mut max_request_bytes = keel_net::MAX_REQUEST_BYTES_DEFAULT;
 
@@ -95,7 +111,10 @@ impl Config {
                 "data-dir" => data_dir = Some(PathBuf::from(value()?)),
                 "listen-client-urls" => listen = split_urls(&value()?),
                 "advertise-client-urls" => advertise = Some(split_urls(&value()?)),
+                "listen-peer-urls" => listen_peer = split_urls(&value()?),
+                "initial-advertise-peer-urls" => advertise_peer = split_urls(&value()?),
                 "initial-cluster-token" => token = value()?,
+                "max-txn-ops" => max_txn_ops = parse_number(&flag, &value()?, 1, 1 << 20)?,
                 "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 256)?,
                 "max-request-bytes" => {
                     max_request_bytes = parse_number(&flag, &value()?, 1, 1 << 30)?
@@ -114,10 +133,13 @@ impl Config {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.keel"))),
             advertise_client_urls: advertise.unwrap_or_else(|| listen.clone()),
             listen_client_urls: listen,
+            listen_peer_urls: listen_peer,
+            initial_advertise_peer_urls: advertise_peer,
             name,
             initial_cluster_token: token,
             shard_cores,
             max_request_bytes,
+            max_txn_ops,
         })
     }
 
@@ -239,6 +261,9 @@ mod tests {
             vec!["127.0.0.1:2379".parse().unwrap()]
         );
         assert_eq!(config.max_request_bytes, 1536 * 1024);
+        assert_eq!(config.max_txn_ops, 128);
+        assert_eq!(config.initial_advertise_peer_urls, vec![DEFAULT_PEER_URL]);
+        assert_eq!(config.listen_peer_urls, vec![DEFAULT_PEER_URL]);
     }
 
     #[test]
@@ -249,6 +274,9 @@ mod tests {
             "/tmp/x",
             "--listen-client-urls",
             "http://localhost:1234",
+            "--max-txn-ops=7",
+            "--initial-advertise-peer-urls",
+            "http://10.0.0.1:2380,http://10.0.0.2:2380",
         ])
         .unwrap();
         assert_eq!(config.name, "n1");
@@ -260,6 +288,11 @@ mod tests {
         assert_eq!(
             config.advertise_client_urls,
             vec!["http://localhost:1234".to_string()]
+        );
+        assert_eq!(config.max_txn_ops, 7);
+        assert_eq!(
+            config.initial_advertise_peer_urls,
+            vec!["http://10.0.0.1:2380", "http://10.0.0.2:2380"]
         );
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_net::{run_shard, ServeConfig, ShardSetup};
+use keel_net::{run_shard, MemberConfig, ServeConfig, ShardSetup};
 use keel_raft_shim::message::{PROPOSAL_QUEUE_MAX, REPLY_QUEUE_MAX};
 use keel_raft_shim::{RaftConfig, RaftCore};
 
@@ -71,6 +71,12 @@ fn main() {
     let serve_config = ServeConfig {
         listen: config.listen_addrs(),
         max_request_bytes: config.max_request_bytes,
+        max_txn_ops: config.max_txn_ops,
+        member: MemberConfig {
+            name: config.name.clone(),
+            peer_urls: config.initial_advertise_peer_urls.clone(),
+            client_urls: config.advertise_client_urls.clone(),
+        },
     };
 
     let mut inboxes = Vec::new();

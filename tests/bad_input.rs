@@ -6,62 +6,9 @@
 mod common;
 
 use bytes::Bytes;
-use common::{client, runtime, Keel};
+use common::{client, framed, grpc_error, raw_call, runtime, Keel};
 use etcd_client::{GetOptions, PutOptions};
 use tokio::io::AsyncWriteExt;
-
-/// (grpc-status, grpc-message) of one raw HTTP/2 gRPC call.
-async fn raw_call(port: u16, path: &str, body: Vec<u8>) -> (String, String) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (response, mut stream) = sender.send_request(request, false).unwrap();
-    stream.send_data(Bytes::from(body), true).unwrap();
-    let response = response.await.unwrap();
-    let header =
-        |map: &http::HeaderMap, name: &str| map.get(name).map(|v| v.to_str().unwrap().to_string());
-    if let Some(status) = header(response.headers(), "grpc-status") {
-        return (
-            status,
-            header(response.headers(), "grpc-message").unwrap_or_default(),
-        );
-    }
-    let mut body = response.into_body();
-    while let Some(chunk) = body.data().await {
-        chunk.unwrap();
-    }
-    let trailers = body.trailers().await.unwrap().expect("trailers");
-    (
-        header(&trailers, "grpc-status").unwrap(),
-        header(&trailers, "grpc-message").unwrap_or_default(),
-    )
-}
-
-fn framed(message: &[u8]) -> Vec<u8> {
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(message);
-    body
-}
-
-/// (code, message) of a gRPC error seen by etcd-client.
-fn grpc_error(error: etcd_client::Error) -> (i32, String) {
-    match error {
-        etcd_client::Error::GRpcStatus(status) => {
-            (i32::from(status.code()), status.message().to_string())
-        }
-        other => panic!("expected a gRPC status, got {other:?}"),
-    }
-}
 
 #[test]
 fn bad_requests_get_etcds_status() {
@@ -118,7 +65,7 @@ fn bad_requests_get_etcds_status() {
             .unwrap();
 
         // Garbage protobuf inside a well-formed frame.
-        let (status, message) =
+        let (status, message, _) =
             raw_call(keel.port, "/etcdserverpb.KV/Put", framed(&[0xff; 12])).await;
         assert_eq!(status, "13");
         assert!(
@@ -128,15 +75,15 @@ fn bad_requests_get_etcds_status() {
         // A frame shorter than its prefix says.
         let mut truncated = framed(b"abc");
         truncated[4] = 100;
-        let (status, _) = raw_call(keel.port, "/etcdserverpb.KV/Range", truncated).await;
+        let (status, _, _) = raw_call(keel.port, "/etcdserverpb.KV/Range", truncated).await;
         assert_eq!(status, "13");
         // Unknown method and unknown service.
-        let (status, message) = raw_call(keel.port, "/etcdserverpb.KV/Nope", framed(&[])).await;
+        let (status, message, _) = raw_call(keel.port, "/etcdserverpb.KV/Nope", framed(&[])).await;
         assert_eq!(
             (status.as_str(), message.as_str()),
             ("12", "unknown method Nope for service etcdserverpb.KV")
         );
-        let (status, message) = raw_call(keel.port, "/no.Such/Thing", framed(&[])).await;
+        let (status, message, _) = raw_call(keel.port, "/no.Such/Thing", framed(&[])).await;
         assert_eq!(
             (status.as_str(), message.as_str()),
             ("12", "unknown service no.Such")

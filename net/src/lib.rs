@@ -7,18 +7,24 @@
 //! serves calls: serializable reads from the store's published read view on
 //! the core itself, writes and linearizable read barriers through the raft
 //! core ([`shard`]). Every error maps to etcd's gRPC status in one table
-//! ([`status`]).
+//! ([`status`]). Services: [`kv`] and [`txn`], [`maintenance`], [`cluster`],
+//! [`health`].
 
+pub mod cluster;
 pub mod grpc;
+pub mod health;
 pub mod io_compat;
 pub mod kv;
+pub mod maintenance;
 pub mod server;
 pub mod shard;
 pub mod status;
+pub mod txn;
 
 use std::net::SocketAddr;
 
 pub use server::{run_shard, ShardSetup};
+pub use txn::MAX_TXN_OPS_DEFAULT;
 
 /// etcd's `--max-request-bytes` default: 1.5 MiB.
 pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1536 * 1024;
@@ -30,6 +36,19 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct ServeConfig {
     pub listen: Vec<SocketAddr>,
     pub max_request_bytes: usize,
+    /// etcd's `--max-txn-ops`.
+    pub max_txn_ops: usize,
+    pub member: MemberConfig,
+}
+
+/// This member as MemberList shows it.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    pub name: String,
+    /// `--initial-advertise-peer-urls`.
+    pub peer_urls: Vec<String>,
+    /// `--advertise-client-urls`.
+    pub client_urls: Vec<String>,
 }
 
 impl ServeConfig {

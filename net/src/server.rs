@@ -14,17 +14,21 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use http::{HeaderMap, HeaderValue};
 use keel_engine::StoreReader;
-use keel_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
+use keel_proto::etcdserverpb::{
+    AlarmRequest, DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest, StatusRequest,
+    TxnRequest,
+};
+use keel_proto::health::HealthCheckRequest;
 use keel_proto::methods;
 use keel_raft_shim::{FromRaft, RaftStatus, ShardId, ToRaft};
 use prost::Message;
 
 use crate::grpc::{self, Code, FrameError, Status};
 use crate::io_compat::TokioIo;
-use crate::kv;
 use crate::shard::Shard;
 use crate::status::unknown_method;
 use crate::ServeConfig;
+use crate::{cluster, health, kv, maintenance, txn};
 
 /// Streams one HTTP/2 connection may have open at once.
 pub const CONNECTION_STREAMS_MAX: u32 = 1024;
@@ -195,6 +199,26 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         methods::KV_DELETE_RANGE => {
             let request = decode::<DeleteRangeRequest>(message)?;
             Ok(grpc::frame(&kv::delete_range(shard, request).await?))
+        }
+        methods::KV_TXN => {
+            let request = decode::<TxnRequest>(message)?;
+            Ok(grpc::frame(&txn::txn(shard, request).await?))
+        }
+        methods::MAINTENANCE_STATUS => {
+            let request = decode::<StatusRequest>(message)?;
+            Ok(grpc::frame(&maintenance::status(shard, request)))
+        }
+        methods::MAINTENANCE_ALARM => {
+            let request = decode::<AlarmRequest>(message)?;
+            Ok(grpc::frame(&maintenance::alarm(shard, request)?))
+        }
+        methods::CLUSTER_MEMBER_LIST => {
+            let request = decode::<MemberListRequest>(message)?;
+            Ok(grpc::frame(&cluster::member_list(shard, request).await?))
+        }
+        methods::HEALTH_CHECK => {
+            let request = decode::<HealthCheckRequest>(message)?;
+            Ok(grpc::frame(&health::check(request)?))
         }
         _ => Err(unknown_method(path)),
     }

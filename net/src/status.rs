@@ -16,6 +16,12 @@ pub enum RequestError {
     ValueProvided,
     LeaseProvided,
     RequestTooLarge,
+    TooManyOps,
+    DuplicateKey,
+    /// An empty op in a txn (etcd's answer to it).
+    KeyNotFound,
+    /// A request keel does not serve yet.
+    Unsupported,
     Mvcc(MvccError),
     Apply(ApplyError),
     /// The raft core is gone (the server is stopping).
@@ -33,15 +39,28 @@ pub fn to_status(error: &RequestError) -> Status {
         RequestError::RequestTooLarge => {
             (Code::InvalidArgument, "etcdserver: request is too large")
         }
-        RequestError::Mvcc(MvccError::Compacted) => (
+        RequestError::TooManyOps => (
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+        ),
+        RequestError::DuplicateKey => (
+            Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request",
+        ),
+        RequestError::KeyNotFound | RequestError::Apply(ApplyError::KeyNotFound) => {
+            (Code::InvalidArgument, "etcdserver: key not found")
+        }
+        RequestError::Mvcc(MvccError::Compacted)
+        | RequestError::Apply(ApplyError::Mvcc(MvccError::Compacted)) => (
             Code::OutOfRange,
             "etcdserver: mvcc: required revision has been compacted",
         ),
-        RequestError::Mvcc(MvccError::FutureRevision) => (
+        RequestError::Mvcc(MvccError::FutureRevision)
+        | RequestError::Apply(ApplyError::Mvcc(MvccError::FutureRevision)) => (
             Code::OutOfRange,
             "etcdserver: mvcc: required revision is a future revision",
         ),
-        RequestError::Apply(ApplyError::Unsupported) => {
+        RequestError::Apply(ApplyError::Unsupported) | RequestError::Unsupported => {
             (Code::Unimplemented, "keel: request kind not supported yet")
         }
         RequestError::Apply(ApplyError::NotLeader) => {

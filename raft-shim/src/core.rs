@@ -56,6 +56,10 @@ pub struct RaftStatus {
     pub term: AtomicU64,
     pub leader_id: AtomicU64,
     pub applied_index: AtomicU64,
+    /// Raft's commit index (etcd's Status `raft_index`).
+    pub committed_index: AtomicU64,
+    /// Bytes of the backend file, as of the last persist collected.
+    pub db_size_bytes: AtomicU64,
     pub member_id: u64,
     pub cluster_id: u64,
 }
@@ -225,6 +229,7 @@ impl RaftCore {
             .commit
             .max(applied_index)
             .min(last_index.max(applied_index));
+        let committed_index = hard_state.commit;
         if hard_state.commit > 0 || hard_state.term > 0 {
             storage.wl().set_hardstate(hard_state);
         }
@@ -250,6 +255,12 @@ impl RaftCore {
             ..Default::default()
         });
         status.applied_index.store(applied_index, Ordering::Relaxed);
+        status
+            .committed_index
+            .store(committed_index, Ordering::Relaxed);
+        status
+            .db_size_bytes
+            .store(store.file_size_bytes(), Ordering::Relaxed);
         let reader = store.reader();
         let revision = store.revision();
         let started_ms = std::time::SystemTime::now()
@@ -465,6 +476,9 @@ impl RaftCore {
         self.apply(light_ready.take_committed_entries(), replies)
             .await;
         self.node.advance_apply();
+        self.status
+            .committed_index
+            .store(self.node.raft.raft_log.committed, Ordering::Relaxed);
         self.compact_raft_log();
         self.reads_after_apply(replies).await;
     }
@@ -484,6 +498,9 @@ impl RaftCore {
     }
 
     fn release_persisted(&mut self) {
+        self.status
+            .db_size_bytes
+            .store(self.store.file_size_bytes(), Ordering::Relaxed);
         let persisted = self.store.persisted_index();
         if let Err(error) = self.wal.release_before(persisted) {
             eprintln!("keel: warning: releasing wal segments failed: {error}");
@@ -524,7 +541,7 @@ impl RaftCore {
                 let Some(request) = internal.request else {
                     continue;
                 };
-                let (mut result, events) = apply_request(batch.txn(), request);
+                let (mut result, events) = apply_request(batch.txn(), request, revision);
                 revision = revision_after(revision, &events);
                 if let Ok(response) = &mut result {
                     set_header(response, self.status.header(revision), term);
@@ -576,6 +593,7 @@ fn set_header(response: &mut Response, mut header: ResponseHeader, term: u64) {
     match response {
         Response::Put(r) => r.header = Some(header),
         Response::DeleteRange(r) => r.header = Some(header),
+        Response::Txn(r) => r.header = Some(header),
     }
 }
 

@@ -6,7 +6,8 @@
 //! that batch through the engine's WAL with one write and one fdatasync
 //! ([`wal_codec`] says what the records hold), applies committed entries to
 //! the MVCC store in one write batch ([`apply`]), publishes the new read view,
-//! and answers the core that asked ([`core`]).
+//! and answers the core that asked ([`core`]). Range and Txn logic that
+//! shard cores share with the apply loop lives in [`range`] and [`txn`].
 //!
 //! This version runs a single-member cluster; peers, membership and
 //! snapshots arrive with clustering.
@@ -15,6 +16,8 @@ pub mod apply;
 pub mod convert;
 pub mod core;
 pub mod message;
+pub mod range;
+pub mod txn;
 pub mod wal_codec;
 
 pub use crate::core::{OpenError, RaftConfig, RaftCore, RaftStatus};

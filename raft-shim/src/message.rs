@@ -3,7 +3,8 @@
 //! Every queue that carries these is bounded (see the limits below); a full
 //! queue makes the sender wait, so memory never grows with load.
 
-use keel_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, ResponseHeader};
+use keel_engine::MvccError;
+use keel_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
 use keel_proto::keelpb::internal_request::Request;
 
 /// Capacity of each shard core -> raft core queue.
@@ -56,6 +57,7 @@ pub enum FromRaft {
 pub enum Response {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
 }
 
 impl Response {
@@ -63,6 +65,7 @@ impl Response {
         match self {
             Response::Put(r) => r.header.as_ref(),
             Response::DeleteRange(r) => r.header.as_ref(),
+            Response::Txn(r) => r.header.as_ref(),
         }
     }
 }
@@ -78,4 +81,8 @@ pub enum ApplyError {
     Stopping,
     /// The request was dropped by raft before it was appended.
     ProposalDropped,
+    /// A put with `ignore_value` or `ignore_lease` names a missing key.
+    KeyNotFound,
+    /// A range inside a txn asks for a compacted or future revision.
+    Mvcc(MvccError),
 }

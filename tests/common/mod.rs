@@ -246,3 +246,61 @@ impl Drop for Etcd {
         let _ = self.child.wait();
     }
 }
+
+/// (grpc-status, grpc-message, response body) of one raw HTTP/2 gRPC call;
+/// the body is the framed response message, empty on error.
+pub async fn raw_call(port: u16, path: &str, body: Vec<u8>) -> (String, String, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut stream) = sender.send_request(request, false).unwrap();
+    stream.send_data(bytes::Bytes::from(body), true).unwrap();
+    let response = response.await.unwrap();
+    let header =
+        |map: &http::HeaderMap, name: &str| map.get(name).map(|v| v.to_str().unwrap().to_string());
+    if let Some(status) = header(response.headers(), "grpc-status") {
+        return (
+            status,
+            header(response.headers(), "grpc-message").unwrap_or_default(),
+            Vec::new(),
+        );
+    }
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while let Some(chunk) = body.data().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    (
+        header(&trailers, "grpc-status").unwrap(),
+        header(&trailers, "grpc-message").unwrap_or_default(),
+        received,
+    )
+}
+
+/// One gRPC message with its 5-byte prefix (uncompressed).
+pub fn framed(message: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    body
+}
+
+/// (code, message) of a gRPC error seen by etcd-client.
+pub fn grpc_error(error: etcd_client::Error) -> (i32, String) {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            (i32::from(status.code()), status.message().to_string())
+        }
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}
