@@ -554,6 +554,10 @@ impl RaftCore {
         }
         self.revision = revision;
         self.applied_index = last_index;
+        // Committed before applied, so a reader never sees raft_index behind.
+        self.status
+            .committed_index
+            .fetch_max(last_index, Ordering::Relaxed);
         self.status
             .applied_index
             .store(last_index, Ordering::Release);
