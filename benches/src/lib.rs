@@ -1,3 +1,14 @@
-//! keel's benchmarks. `compare.sh` beside this crate runs `keel-bench`
-//! against `keel` and Debian's etcd side by side and reports ratios; micro
-//! benchmarks of the hot paths join this crate as they are written.
+//! keel's benchmarks.
+//!
+//! - [`micro`]: micro benchmarks of the hot paths, one per invocation of
+//!   the `keel-microbench` binary, each a setup (not counted) and one call
+//!   through [`micro::keel_microbench_measured`] (counted).
+//! - [`instructions`]: counting them with valgrind's callgrind
+//!   (`--toggle-collect=keel_microbench_measured`, so only the measured
+//!   call and its callees count), the baseline file and the regression
+//!   check the `keel-instructions` binary and `instructions.sh` run in CI.
+//! - `compare.sh` beside this crate runs `keel-bench` against `keel` and
+//!   Debian's etcd side by side and reports ratios.
+
+pub mod instructions;
+pub mod micro;

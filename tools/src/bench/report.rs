@@ -1,18 +1,39 @@
 //! Latency arithmetic and etcd `benchmark`'s summary format.
+//!
+//! Latencies go into an HDR histogram (microseconds, 3 significant
+//! digits: exact below 2048 us, within 0.1% above), so a run of millions of
+//! requests costs a few tens of KiB, and executors merge by adding
+//! histograms.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What a run measured.
-#[derive(Debug, Default, Clone)]
+use hdrhistogram::Histogram;
+
+/// Significant digits the latency histogram keeps.
+pub const HISTOGRAM_SIGFIGS: u8 = 3;
+
+/// What a run (or one executor's share of it) measured.
+#[derive(Debug, Clone)]
 pub struct Report {
     /// Successful request latencies, microseconds.
-    pub latencies_us: Vec<u64>,
+    pub latencies_us: Histogram<u64>,
     /// Error message -> count.
     pub errors: BTreeMap<String, u64>,
     pub elapsed: Duration,
     /// CPU time the load generator itself used.
     pub client_cpu: Duration,
+}
+
+impl Default for Report {
+    fn default() -> Report {
+        Report {
+            latencies_us: Histogram::new(HISTOGRAM_SIGFIGS).expect("valid sigfigs"),
+            errors: BTreeMap::new(),
+            elapsed: Duration::ZERO,
+            client_cpu: Duration::ZERO,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,46 +50,68 @@ pub struct Stats {
 
 pub const PERCENTILES: [f64; 8] = [10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9];
 
-/// The value at percentile `p` of sorted `values`: the smallest value with
-/// at least p% of values at or below it (nearest rank).
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    assert!(!sorted.is_empty());
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// The value at percentile `p` of `histogram`: the smallest recorded value
+/// with at least p% of values at or below it (nearest rank), to the
+/// histogram's precision.
+pub fn percentile(histogram: &Histogram<u64>, p: f64) -> u64 {
+    assert!(!histogram.is_empty());
+    histogram.value_at_quantile(p / 100.0)
 }
 
 impl Report {
-    pub fn stats(&mut self) -> Option<Stats> {
-        if self.latencies_us.is_empty() {
+    /// Records one successful request.
+    pub fn record(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        // Auto-resizing: only a value beyond u64 range could fail.
+        if self.latencies_us.record(us).is_err() {
+            self.latencies_us.saturating_record(us);
+        }
+    }
+
+    /// Records one failed request.
+    pub fn record_error(&mut self, message: String) {
+        *self.errors.entry(message).or_insert(0) += 1;
+    }
+
+    /// Successful requests recorded.
+    pub fn successes(&self) -> u64 {
+        self.latencies_us.len()
+    }
+
+    /// Folds another executor's share in (elapsed: the longest).
+    pub fn merge(&mut self, other: &Report) {
+        self.latencies_us
+            .add(&other.latencies_us)
+            .expect("auto-resizing histograms add");
+        for (message, count) in &other.errors {
+            *self.errors.entry(message.clone()).or_insert(0) += count;
+        }
+        self.elapsed = self.elapsed.max(other.elapsed);
+    }
+
+    pub fn stats(&self) -> Option<Stats> {
+        let histogram = &self.latencies_us;
+        if histogram.is_empty() {
             return None;
         }
-        self.latencies_us.sort_unstable();
-        let values = &self.latencies_us;
-        let count = values.len();
-        let sum: f64 = values.iter().map(|&v| v as f64).sum();
-        let mean = sum / count as f64;
-        let variance = values
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / count as f64;
+        let count = histogram.len() as usize;
         let ms = |us: f64| us / 1000.0;
         Some(Stats {
             count,
             requests_per_sec: count as f64 / self.elapsed.as_secs_f64().max(1e-9),
-            slowest_ms: ms(*values.last().unwrap() as f64),
-            fastest_ms: ms(values[0] as f64),
-            average_ms: ms(mean),
-            stddev_ms: ms(variance.sqrt()),
+            slowest_ms: ms(histogram.max() as f64),
+            fastest_ms: ms(histogram.min() as f64),
+            average_ms: ms(histogram.mean()),
+            stddev_ms: ms(histogram.stdev()),
             percentiles_ms: PERCENTILES
                 .iter()
-                .map(|&p| (p, ms(percentile(values, p) as f64)))
+                .map(|&p| (p, ms(percentile(histogram, p) as f64)))
                 .collect(),
         })
     }
 
     /// etcd benchmark's text summary.
-    pub fn render_text(&mut self) -> String {
+    pub fn render_text(&self) -> String {
         let mut out = String::new();
         let elapsed = self.elapsed.as_secs_f64();
         let Some(stats) = self.stats() else {
@@ -100,9 +143,10 @@ impl Report {
         let (fastest, slowest) = (stats.fastest_ms, stats.slowest_ms);
         let width = ((slowest - fastest) / buckets as f64).max(1e-9);
         let mut counts = vec![0usize; buckets + 1];
-        for &us in &self.latencies_us {
+        for bucket in self.latencies_us.iter_recorded() {
+            let us = bucket.value_iterated_to();
             let index = (((us as f64 / 1000.0) - fastest) / width) as usize;
-            counts[index.min(buckets)] += 1;
+            counts[index.min(buckets)] += bucket.count_at_value() as usize;
         }
         let most = *counts.iter().max().unwrap_or(&1);
         for (i, count) in counts.iter().enumerate() {
@@ -132,7 +176,7 @@ impl Report {
     }
 
     /// The same facts as JSON (no dependency: the shape is small and fixed).
-    pub fn render_json(&mut self) -> String {
+    pub fn render_json(&self) -> String {
         let errors: u64 = self.errors.values().sum();
         let elapsed = self.elapsed.as_secs_f64();
         let client_cpu = self.client_cpu.as_secs_f64();
@@ -162,33 +206,67 @@ impl Report {
 mod tests {
     use super::*;
 
+    fn report_of(latencies_us: &[u64], elapsed: Duration) -> Report {
+        let mut report = Report {
+            elapsed,
+            ..Default::default()
+        };
+        for &us in latencies_us {
+            report.record(Duration::from_micros(us));
+        }
+        report
+    }
+
     #[test]
     fn percentiles_use_nearest_rank() {
-        let values: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&values, 50.0), 50);
-        assert_eq!(percentile(&values, 99.0), 99);
-        assert_eq!(percentile(&values, 99.9), 100);
-        assert_eq!(percentile(&values, 10.0), 10);
-        assert_eq!(percentile(&[7], 50.0), 7);
+        let report = report_of(&(1..=100).collect::<Vec<_>>(), Duration::from_secs(1));
+        let histogram = &report.latencies_us;
+        assert_eq!(percentile(histogram, 50.0), 50);
+        assert_eq!(percentile(histogram, 99.0), 99);
+        assert_eq!(percentile(histogram, 99.9), 100);
+        assert_eq!(percentile(histogram, 10.0), 10);
+        assert_eq!(
+            percentile(&report_of(&[7], Duration::ZERO).latencies_us, 50.0),
+            7
+        );
+    }
+
+    #[test]
+    fn large_latencies_keep_three_digits() {
+        let report = report_of(&[123_456, 9_876_543], Duration::from_secs(1));
+        let p50 = percentile(&report.latencies_us, 50.0) as f64;
+        assert!((p50 - 123_456.0).abs() / 123_456.0 < 0.001, "{p50}");
+        let max = report.latencies_us.max() as f64;
+        assert!((max - 9_876_543.0).abs() / 9_876_543.0 < 0.001, "{max}");
     }
 
     #[test]
     fn stats_of_known_latencies() {
-        let mut report = Report {
-            latencies_us: vec![4000, 1000, 3000, 2000],
-            elapsed: Duration::from_secs(2),
-            ..Default::default()
-        };
+        let report = report_of(&[4000, 1000, 3000, 2000], Duration::from_secs(2));
         let stats = report.stats().unwrap();
         assert_eq!(stats.count, 4);
         assert_eq!(stats.requests_per_sec, 2.0);
-        assert_eq!(
-            (stats.fastest_ms, stats.slowest_ms, stats.average_ms),
-            (1.0, 4.0, 2.5)
-        );
-        assert!((stats.stddev_ms - 1.118).abs() < 0.001);
-        assert_eq!(stats.percentiles_ms[2], (50.0, 2.0));
+        // 3 significant digits: each value within 0.1%.
+        let close = |a: f64, b: f64| (a - b).abs() <= b * 0.001;
+        assert!(close(stats.fastest_ms, 1.0), "{stats:?}");
+        assert!(close(stats.slowest_ms, 4.0), "{stats:?}");
+        assert!(close(stats.average_ms, 2.5), "{stats:?}");
+        assert!((stats.stddev_ms - 1.118).abs() < 0.005, "{stats:?}");
+        assert_eq!(stats.percentiles_ms[2].0, 50.0);
+        assert!(close(stats.percentiles_ms[2].1, 2.0), "{stats:?}");
         assert!(report.render_text().contains("Requests/sec:\t2.0000"));
         assert!(report.render_json().contains("\"successes\":4"));
+    }
+
+    #[test]
+    fn merge_adds_histograms_and_errors() {
+        let mut merged = report_of(&[1000, 2000], Duration::from_secs(1));
+        let mut other = report_of(&[3000], Duration::from_secs(3));
+        other.record_error("grpc-status 14: down".into());
+        merged.merge(&other);
+        assert_eq!(merged.successes(), 3);
+        assert_eq!(merged.elapsed, Duration::from_secs(3));
+        assert_eq!(merged.errors["grpc-status 14: down"], 1);
+        assert!(merged.render_text().contains("[1]\tgrpc-status 14: down"));
     }
 }
