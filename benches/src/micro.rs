@@ -37,7 +37,7 @@ pub struct Benchmark {
 pub type Measured = Box<dyn FnMut()>;
 
 /// Every benchmark, in report order.
-pub const BENCHMARKS: &[Benchmark] = &[
+pub static BENCHMARKS: &[Benchmark] = &[
     Benchmark {
         name: "noop",
         about: "an empty measured call: the harness's own cost",
