@@ -21,7 +21,7 @@ pub mod wal;
 pub use error::{MvccError, StoreError, WalError};
 pub use mvcc::{
     Event, EventKind, KeyValue, RangeOptions, RangeResult, ReadView, Store, StoreOptions,
-    StoreReader, Txn, WriteBatch,
+    StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

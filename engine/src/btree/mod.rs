@@ -19,5 +19,5 @@ pub mod page;
 
 pub use cursor::Cursor;
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use node::{insert, Entry, Node, NodeBody};
+pub use node::{insert, remove_sorted, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;

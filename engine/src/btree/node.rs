@@ -299,6 +299,98 @@ pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
 
 type Split = (Arc<[u8]>, Arc<Node>);
 
+/// Removes every key of `sorted_keys` (ascending, no duplicates) present in
+/// the tree under `root` (copy-on-write, as [`insert`]); returns how many
+/// were present. Only subtrees whose key range holds a key of the list are
+/// copied and marked dirty (callers pass keys they found in the tree). Leaves that become empty leave their parent; a branch left with
+/// one child is replaced by it, so separators stay valid bounds (every key
+/// of child i + 1 is >= `keys[i]`, every key of child i is below it). Leaves
+/// are not merged: a tree thinned by compaction keeps small leaves until a
+/// defrag rewrites it.
+pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
+    debug_assert!(sorted_keys.windows(2).all(|pair| pair[0] < pair[1]));
+    if sorted_keys.is_empty() {
+        return 0;
+    }
+    let removed = remove_from(root, sorted_keys, 0);
+    if node_is_empty(root) {
+        *root = Node::empty();
+    }
+    removed
+}
+
+fn node_is_empty(node: &Node) -> bool {
+    match &node.body {
+        NodeBody::Leaf(entries) => entries.is_empty(),
+        NodeBody::Branch { children, .. } => children.is_empty(),
+    }
+}
+
+fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usize {
+    assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    let present = match &node.body {
+        NodeBody::Leaf(entries) => sorted_keys.iter().any(|key| {
+            entries
+                .binary_search_by(|probe| probe.key().cmp(key))
+                .is_ok()
+        }),
+        NodeBody::Branch { .. } => true,
+    };
+    if !present {
+        return 0;
+    }
+    let node_mut = Arc::make_mut(node);
+    node_mut.set_page(None);
+    let mut removed = 0;
+    let mut collapse = None;
+    match &mut node_mut.body {
+        NodeBody::Leaf(entries) => {
+            let before = entries.len();
+            let mut next = 0;
+            entries.retain(|entry| {
+                while next < sorted_keys.len() && sorted_keys[next] < entry.key() {
+                    next += 1;
+                }
+                !(next < sorted_keys.len() && sorted_keys[next] == entry.key())
+            });
+            removed = before - entries.len();
+        }
+        NodeBody::Branch { keys, children } => {
+            let mut child_index = children.len();
+            let mut rest = sorted_keys;
+            // Right to left, so removing a child keeps the indexes ahead valid.
+            while child_index > 0 && !rest.is_empty() {
+                child_index -= 1;
+                let lower = (child_index > 0).then(|| keys[child_index - 1].clone());
+                let split = match &lower {
+                    Some(lower) => rest.partition_point(|key| *key < lower.as_ref()),
+                    None => 0,
+                };
+                let mine = &rest[split..];
+                rest = &rest[..split];
+                if mine.is_empty() {
+                    continue;
+                }
+                removed += remove_from(&mut children[child_index], mine, depth + 1);
+                if node_is_empty(&children[child_index]) {
+                    children.remove(child_index);
+                    if !keys.is_empty() {
+                        keys.remove(child_index.saturating_sub(1));
+                    }
+                }
+            }
+            assert_eq!(keys.len() + 1, children.len().max(1));
+            if children.len() == 1 {
+                collapse = children.pop();
+            }
+        }
+    }
+    if let Some(only_child) = collapse {
+        *node = only_child;
+    }
+    removed
+}
+
 fn insert_into(node: &mut Arc<Node>, entry: Entry, depth: usize) -> (Option<Entry>, Option<Split>) {
     assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
     let node = Arc::make_mut(node);
@@ -424,5 +516,65 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].key(), b"b");
         assert!(decode_leaf(&payload[..payload.len() - 1], count).is_err());
+    }
+
+    #[test]
+    fn remove_sorted_keeps_order_old_roots_and_untouched_pages() {
+        let key = |number: u32| format!("key{number:06}").into_bytes();
+        for pattern in 0..4u32 {
+            let mut root = Node::empty();
+            for number in 0..3000u32 {
+                insert(&mut root, &key(number), &[7u8; 100]);
+            }
+            root.set_page(Some(1));
+            if let NodeBody::Branch { children, .. } = &root.body {
+                for child in children {
+                    child.set_page(Some(2));
+                }
+            }
+            let snapshot = root.clone();
+            let doomed: Vec<u32> = (0..3000u32)
+                .filter(|number| match pattern {
+                    0 => number % 2 == 0,
+                    1 => (1000..2000).contains(number),
+                    2 => true,
+                    _ => *number == 2999,
+                })
+                .collect();
+            let doomed_keys: Vec<Vec<u8>> = doomed.iter().map(|&n| key(n)).collect();
+            let doomed_refs: Vec<&[u8]> = doomed_keys.iter().map(Vec::as_slice).collect();
+            assert_eq!(remove_sorted(&mut root, &doomed_refs), doomed.len());
+            let mut all = Vec::new();
+            collect(&root, &mut all);
+            let expected: Vec<Vec<u8>> = (0..3000u32)
+                .filter(|number| !doomed.contains(number))
+                .map(key)
+                .collect();
+            let keys: Vec<Vec<u8>> = all.into_iter().map(|(key, _)| key).collect();
+            assert_eq!(keys, expected, "pattern {pattern}");
+            let mut old = Vec::new();
+            collect(&snapshot, &mut old);
+            assert_eq!(old.len(), 3000);
+            // Seeks still land right, and inserts still work after removal.
+            let cursor = super::super::cursor::Cursor::seek(&root, &key(1000));
+            assert_eq!(
+                cursor.current().map(|entry| entry.key().to_vec()),
+                expected
+                    .iter()
+                    .find(|k| k.as_slice() >= key(1000).as_slice())
+                    .cloned()
+            );
+            insert(&mut root, &key(1500), b"back");
+            let mut again = Vec::new();
+            collect(&root, &mut again);
+            assert!(again.windows(2).all(|pair| pair[0].0 < pair[1].0));
+            if pattern == 3 {
+                // Only the last leaf's path was copied: the first child kept its page.
+                let NodeBody::Branch { children, .. } = &root.body else {
+                    panic!("still a branch")
+                };
+                assert_eq!(children[0].page(), Some(2));
+            }
+        }
     }
 }

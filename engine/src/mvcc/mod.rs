@@ -10,8 +10,10 @@
 //! [`Store::start_persist`] writes the tree file on the store's persister
 //! thread when thresholds are reached, while the writer goes on applying
 //! batches (`persister.rs` explains why that is safe); [`Store::persist`]
-//! does the same and waits.
+//! does the same and waits. [`WriteBatch::compact`] drops superseded
+//! history as etcd's Compact does (`compact.rs`).
 
+mod compact;
 mod key;
 mod persister;
 mod revision;
@@ -19,6 +21,7 @@ mod store;
 mod txn;
 mod view;
 
+pub use compact::COMPACTION_BATCH_KEYS_MAX;
 pub use revision::Revision;
 pub use store::{Store, StoreOptions, StoreReader};
 pub use txn::{Txn, WriteBatch};

@@ -67,6 +67,7 @@ pub struct Store {
     pub(crate) applied_index: u64,
     persisted_index: u64,
     persisted_revision: i64,
+    persisted_compact_revision: i64,
     published: Arc<ArcSwap<ReadView>>,
     options: StoreOptions,
     pub(crate) ops_since_persist: u64,
@@ -145,6 +146,7 @@ impl Store {
             applied_index: meta.applied_index,
             persisted_index: meta.applied_index,
             persisted_revision: meta.revision,
+            persisted_compact_revision: meta.compact_revision,
             published: Arc::new(ArcSwap::from_pointee(view)),
             options,
             ops_since_persist: 0,
@@ -168,7 +170,7 @@ impl Store {
         self.revision
     }
 
-    /// Revisions below this are compacted (0 until compaction exists).
+    /// Revisions below this are compacted (0 until the first compaction).
     pub fn compact_revision(&self) -> i64 {
         self.compact_revision
     }
@@ -209,7 +211,9 @@ impl Store {
         if self.in_flight.is_some() {
             return false;
         }
-        let changed = self.ops_since_persist > 0 || self.applied_index != self.persisted_index;
+        let changed = self.ops_since_persist > 0
+            || self.applied_index != self.persisted_index
+            || self.compact_revision != self.persisted_compact_revision;
         self.ops_since_persist >= self.options.persist_ops_threshold
             || self.dirty_bytes_since_persist >= self.options.persist_dirty_bytes_threshold
             || (changed && self.last_persist.elapsed() >= self.options.persist_interval)
@@ -286,7 +290,8 @@ impl Store {
         self.last_persist = Instant::now();
         let unchanged = self.root.page().is_some()
             && self.applied_index == self.persisted_index
-            && self.revision == self.persisted_revision;
+            && self.revision == self.persisted_revision
+            && self.compact_revision == self.persisted_compact_revision;
         if unchanged {
             // Nothing to carry: the file holds exactly this state.
             self.ops_since_persist = 0;
@@ -330,6 +335,7 @@ impl Store {
                 );
                 self.persisted_index = in_flight.meta.applied_index;
                 self.persisted_revision = in_flight.meta.revision;
+                self.persisted_compact_revision = in_flight.meta.compact_revision;
             }
             Err(_) => {
                 // Nothing became durable: the next persist carries these too.
@@ -338,6 +344,12 @@ impl Store {
             }
         }
         done.result
+    }
+
+    /// Entries in the working tree (one full scan: for tests and
+    /// diagnostics, not for hot paths).
+    pub fn tree_entry_count(&self) -> u64 {
+        super::compact::entry_count(&self.root)
     }
 
     /// Bytes the tree file uses, as of the last persist outcome collected.

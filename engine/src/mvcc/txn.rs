@@ -40,6 +40,17 @@ impl<'a> WriteBatch<'a> {
         }
     }
 
+    /// etcd's Compact inside this batch: sets the compaction point to
+    /// `revision` and removes every entry superseded at it (see
+    /// `compact.rs`). Errors, changing nothing: [`MvccError::Compacted`] if
+    /// `revision` is at or below the current compaction point,
+    /// [`MvccError::FutureRevision`] if it is above the current revision.
+    /// Returns the number of tree entries removed. The revision does not
+    /// change; the new point is published with [`WriteBatch::commit`].
+    pub fn compact(&mut self, revision: i64) -> Result<u64, MvccError> {
+        super::compact::compact(self.store, revision)
+    }
+
     /// Makes the batch visible: publishes a new immutable read view
     /// (readers switch atomically, lock-free). Does not fsync.
     pub fn commit(self, applied_index: u64) {
