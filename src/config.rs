@@ -2,6 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use keel_raft_shim::AutoCompaction;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,6 +20,9 @@ pub struct Config {
     pub shard_cores: usize,
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// `--auto-compaction-mode` + `--auto-compaction-retention`; `None`
+    /// when the retention is 0 (etcd's default: off).
+    pub auto_compaction: Option<AutoCompaction>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +72,11 @@ usage: keel [flags]
   --initial-cluster-token TOKEN    initial cluster token (default \"etcd-cluster\")
   --max-request-bytes N            maximum client request size in bytes (default 1572864)
   --max-txn-ops N                  maximum operations per txn request (default 128)
+  --auto-compaction-mode MODE      interpret auto-compaction-retention as 'periodic' (a duration)
+                                   or 'revision' (a revision count) (default \"periodic\")
+  --auto-compaction-retention R    auto compaction retention: periodic: a duration like \"5m\" or
+                                   a bare number of hours; revision: revisions to keep
+                                   (default \"0\", off)
   --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1)
   --version                        print the version and exit
 ";
@@ -85,6 +96,8 @@ impl Config {
         let mut max_txn_ops = keel_net::MAX_TXN_OPS_DEFAULT;
         let mut shard_cores = default_shard_cores();
         let mut max_request_bytes = keel_net::MAX_REQUEST_BYTES_DEFAULT;
+        let mut compaction_mode = COMPACTION_MODE_PERIODIC.to_string();
+        let mut compaction_retention = "0".to_string();
 
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -116,6 +129,19 @@ impl Config {
                 "initial-cluster-token" => token = value()?,
                 "max-txn-ops" => max_txn_ops = parse_number(&flag, &value()?, 1, 1 << 20)?,
                 "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 256)?,
+                "auto-compaction-mode" => {
+                    compaction_mode = value()?;
+                    if compaction_mode != COMPACTION_MODE_PERIODIC
+                        && compaction_mode != COMPACTION_MODE_REVISION
+                    {
+                        return Err(ConfigError::BadValue {
+                            flag,
+                            value: compaction_mode,
+                            reason: "invalid value".into(),
+                        });
+                    }
+                }
+                "auto-compaction-retention" => compaction_retention = value()?,
                 "max-request-bytes" => {
                     max_request_bytes = parse_number(&flag, &value()?, 1, 1 << 30)?
                 }
@@ -129,7 +155,16 @@ impl Config {
                 reason,
             })?;
         }
+        let auto_compaction =
+            parse_compaction(&compaction_mode, &compaction_retention).map_err(|reason| {
+                ConfigError::BadValue {
+                    flag: "auto-compaction-retention".into(),
+                    value: compaction_retention.clone(),
+                    reason,
+                }
+            })?;
         Ok(Config {
+            auto_compaction,
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.keel"))),
             advertise_client_urls: advertise.unwrap_or_else(|| listen.clone()),
             listen_client_urls: listen,
@@ -168,6 +203,78 @@ impl Config {
         hash.write(self.initial_cluster_token.as_bytes());
         hash.finish().max(1)
     }
+}
+
+/// `--auto-compaction-mode` values (etcd's `CompactorModePeriodic`/`Revision`).
+pub const COMPACTION_MODE_PERIODIC: &str = "periodic";
+pub const COMPACTION_MODE_REVISION: &str = "revision";
+
+/// etcd's `parseCompactionRetention`: a bare non-negative integer is hours
+/// (periodic) or revisions (revision); anything else is a Go duration.
+/// A zero retention turns auto-compaction off.
+fn parse_compaction(mode: &str, retention: &str) -> Result<Option<AutoCompaction>, String> {
+    let compaction = match retention.parse::<u64>() {
+        Ok(number) if mode == COMPACTION_MODE_REVISION => {
+            let revisions = i64::try_from(number).map_err(|_| "retention too large".to_string())?;
+            AutoCompaction::Revision(revisions)
+        }
+        Ok(hours) => AutoCompaction::Periodic(Duration::from_secs(hours.saturating_mul(3600))),
+        Err(_) => {
+            let duration = parse_go_duration(retention)
+                .map_err(|error| format!("error parsing CompactionRetention: {error}"))?;
+            if mode == COMPACTION_MODE_REVISION {
+                // etcd turns the duration's nanoseconds into a revision count.
+                AutoCompaction::Revision(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
+            } else {
+                AutoCompaction::Periodic(duration)
+            }
+        }
+    };
+    let off = match compaction {
+        AutoCompaction::Revision(revisions) => revisions == 0,
+        AutoCompaction::Periodic(period) => period.is_zero(),
+    };
+    Ok((!off).then_some(compaction))
+}
+
+/// Go's `time.ParseDuration` for non-negative durations ("1h30m", "2.5s",
+/// "300ms"); the error text is Go's.
+fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {text:?}");
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("time: missing unit in duration {text:?}")),
+            unit => return Err(format!("time: unknown unit {unit:?} in duration {text:?}")),
+        };
+        rest = &rest[unit_len..];
+        total_nanos += number * nanos_per_unit;
+    }
+    if total_nanos > u64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_nanos(total_nanos as u64))
 }
 
 fn default_shard_cores() -> usize {
@@ -293,6 +400,55 @@ mod tests {
         assert_eq!(
             config.initial_advertise_peer_urls,
             vec!["http://10.0.0.1:2380", "http://10.0.0.2:2380"]
+        );
+    }
+
+    #[test]
+    fn auto_compaction_flags_follow_etcd() {
+        assert_eq!(parse(&[]).unwrap().auto_compaction, None);
+        let periodic = |retention: &str| {
+            parse(&["--auto-compaction-retention", retention])
+                .unwrap()
+                .auto_compaction
+        };
+        let hour = Duration::from_secs(3600);
+        assert_eq!(periodic("1"), Some(AutoCompaction::Periodic(hour)));
+        assert_eq!(periodic("1h"), Some(AutoCompaction::Periodic(hour)));
+        assert_eq!(periodic("30m"), Some(AutoCompaction::Periodic(hour / 2)));
+        assert_eq!(
+            periodic("1h30m"),
+            Some(AutoCompaction::Periodic(hour * 3 / 2))
+        );
+        assert_eq!(
+            periodic("2.5s"),
+            Some(AutoCompaction::Periodic(Duration::from_millis(2500)))
+        );
+        assert_eq!(periodic("0"), None);
+        let config = parse(&[
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=1000",
+        ])
+        .unwrap();
+        assert_eq!(config.auto_compaction, Some(AutoCompaction::Revision(1000)));
+        assert_eq!(
+            parse(&["--auto-compaction-mode", "hourly"])
+                .unwrap_err()
+                .to_string(),
+            "invalid value \"hourly\" for flag -auto-compaction-mode: invalid value"
+        );
+        assert_eq!(
+            parse(&["--auto-compaction-retention", "abc"])
+                .unwrap_err()
+                .to_string(),
+            "invalid value \"abc\" for flag -auto-compaction-retention: \
+             error parsing CompactionRetention: time: invalid duration \"abc\""
+        );
+        assert_eq!(
+            parse(&["--auto-compaction-retention", "5x"])
+                .unwrap_err()
+                .to_string(),
+            "invalid value \"5x\" for flag -auto-compaction-retention: \
+             error parsing CompactionRetention: time: unknown unit \"x\" in duration \"5x\""
         );
     }
 

@@ -52,6 +52,7 @@ fn main() {
         data_dir: config.data_dir.clone(),
         member_id: config.member_id(),
         cluster_id: config.cluster_id(),
+        auto_compaction: config.auto_compaction,
     };
     let (core, reader, status) = match RaftCore::open(&raft_config) {
         Ok(opened) => opened,

@@ -1,10 +1,11 @@
-//! The KV service: Range on the shard core, Put and DeleteRange through the
-//! raft core. Validation follows etcd's `v3rpc/key.go` checks, in its order;
+//! The KV service: Range on the shard core, Put, DeleteRange and Compact
+//! through the raft core. Validation follows etcd's `v3rpc/key.go` checks, in its order;
 //! [`crate::txn`] reuses the per-op checks.
 
 use keel_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use keel_proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse,
 };
 use keel_proto::keelpb::internal_request::Request;
 use keel_raft_shim::range::range_request;
@@ -73,6 +74,18 @@ pub async fn delete_range(
     match propose(shard, Request::DeleteRange(request)).await? {
         Response::DeleteRange(response) => Ok(response),
         other => unreachable!("a delete is answered by a delete response, got {other:?}"),
+    }
+}
+
+/// etcd's Compact: through raft; the header carries the current revision.
+/// Compaction is applied synchronously, so `physical` needs no extra wait.
+pub async fn compact(
+    shard: &Shard,
+    request: CompactionRequest,
+) -> Result<CompactionResponse, RequestError> {
+    match propose(shard, Request::Compaction(request)).await? {
+        Response::Compaction(response) => Ok(response),
+        other => unreachable!("a compaction is answered by a compaction response, got {other:?}"),
     }
 }
 

@@ -15,8 +15,8 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue};
 use keel_engine::StoreReader;
 use keel_proto::etcdserverpb::{
-    AlarmRequest, DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest, StatusRequest,
-    TxnRequest,
+    AlarmRequest, CompactionRequest, DeleteRangeRequest, MemberListRequest, PutRequest,
+    RangeRequest, StatusRequest, TxnRequest,
 };
 use keel_proto::health::HealthCheckRequest;
 use keel_proto::methods;
@@ -199,6 +199,10 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         methods::KV_DELETE_RANGE => {
             let request = decode::<DeleteRangeRequest>(message)?;
             Ok(grpc::frame(&kv::delete_range(shard, request).await?))
+        }
+        methods::KV_COMPACT => {
+            let request = decode::<CompactionRequest>(message)?;
+            Ok(grpc::frame(&kv::compact(shard, request).await?))
         }
         methods::KV_TXN => {
             let request = decode::<TxnRequest>(message)?;

@@ -3,9 +3,11 @@
 //! One committed raft entry carries one `InternalRequest`; applying it runs
 //! one MVCC txn (one main revision if it changes anything) inside the
 //! ready cycle's write batch, and produces the response etcd would send.
-//! Put, DeleteRange and Txn share the op code in [`crate::txn`].
+//! Put, DeleteRange and Txn share the op code in [`crate::txn`]; a
+//! Compaction runs on the write batch itself ([`apply_compaction`]).
 
-use keel_engine::{Event, EventKind, Txn};
+use keel_engine::{Event, EventKind, Txn, WriteBatch};
+use keel_proto::etcdserverpb::{CompactionRequest, CompactionResponse};
 use keel_proto::keelpb::internal_request::Request;
 
 use crate::message::{ApplyError, Response};
@@ -29,6 +31,17 @@ pub fn apply_request(
         _ => Err(ApplyError::Unsupported),
     };
     (result, txn.end())
+}
+
+/// Applies etcd's Compact in `batch` (it does not change the revision).
+/// Compaction is synchronous here, so the answer means "physically done"
+/// whether or not `physical` was asked.
+pub fn apply_compaction(
+    batch: &mut WriteBatch<'_>,
+    request: &CompactionRequest,
+) -> Result<Response, ApplyError> {
+    batch.compact(request.revision).map_err(ApplyError::Mvcc)?;
+    Ok(Response::Compaction(CompactionResponse::default()))
 }
 
 /// The store revision after `events`, given the revision before them.

@@ -18,14 +18,17 @@ use std::time::{Duration, Instant};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use keel_engine::{Store, StoreOptions, StoreReader, Wal, WalOptions};
+use keel_proto::etcdserverpb::CompactionRequest;
 use keel_proto::etcdserverpb::ResponseHeader;
+use keel_proto::keelpb::internal_request::Request;
 use keel_proto::keelpb::InternalRequest;
 use prost::Message;
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
-use crate::apply::{apply_request, revision_after};
+use crate::apply::{apply_compaction, apply_request, revision_after};
+use crate::compactor::{AutoCompaction, AutoCompactor};
 use crate::message::{
     ApplyError, FromRaft, Response, ShardId, ToRaft, Token, PROPOSAL_BATCH_BYTES_MAX,
     PROPOSAL_BATCH_MAX, PROPOSAL_QUEUE_MAX,
@@ -47,6 +50,8 @@ pub struct RaftConfig {
     pub data_dir: PathBuf,
     pub member_id: u64,
     pub cluster_id: u64,
+    /// `--auto-compaction-*`; `None` = off (etcd's retention 0).
+    pub auto_compaction: Option<AutoCompaction>,
 }
 
 /// Cluster facts the shard cores put in response headers; written by the
@@ -148,6 +153,7 @@ pub struct RaftCore {
     next_read_context: u64,
     entry_buffer: Vec<u8>,
     proposal_buffer: Vec<u8>,
+    auto_compactor: Option<AutoCompactor>,
 }
 
 impl RaftCore {
@@ -283,6 +289,9 @@ impl RaftCore {
             next_read_context: 1,
             entry_buffer: Vec::new(),
             proposal_buffer: Vec::new(),
+            auto_compactor: config
+                .auto_compaction
+                .map(|mode| AutoCompactor::new(mode, Instant::now())),
         };
         Ok((core, reader, status))
     }
@@ -334,6 +343,7 @@ impl RaftCore {
             if Instant::now() >= next_tick {
                 self.node.tick();
                 next_tick = Instant::now() + TICK_INTERVAL;
+                self.auto_compact();
             }
             self.on_ready(&replies).await;
             self.maintain_backend();
@@ -483,6 +493,36 @@ impl RaftCore {
         self.reads_after_apply(replies).await;
     }
 
+    /// Proposes a compaction when the auto-compaction schedule says one is
+    /// due, through raft like a client's Compact, as etcd's leader does. An
+    /// outcome nobody waits for: a `Compacted` error (a client compacted
+    /// further meanwhile) is dropped at apply.
+    fn auto_compact(&mut self) {
+        if self.node.raft.state != StateRole::Leader {
+            return;
+        }
+        let Some(compactor) = self.auto_compactor.as_mut() else {
+            return;
+        };
+        let compact_revision = self.store.compact_revision();
+        let Some(revision) = compactor.poll(Instant::now(), self.revision, compact_revision) else {
+            return;
+        };
+        let id = self.next_proposal_id;
+        self.next_proposal_id += 1;
+        let internal = InternalRequest {
+            id,
+            request: Some(Request::Compaction(CompactionRequest {
+                revision,
+                physical: false,
+            })),
+        };
+        eprintln!("keel: auto-compaction: proposing compaction to revision {revision}");
+        if let Err(error) = self.node.propose(Vec::new(), internal.encode_to_vec()) {
+            eprintln!("keel: warning: auto-compaction proposal dropped: {error}");
+        }
+    }
+
     /// Starts a backend persist when one is due and collects a finished
     /// one. The persist runs on the engine's persister thread: the raft
     /// core keeps applying while a copy-on-write snapshot of the tree is
@@ -541,7 +581,12 @@ impl RaftCore {
                 let Some(request) = internal.request else {
                     continue;
                 };
-                let (mut result, events) = apply_request(batch.txn(), request, revision);
+                let (mut result, events) = match request {
+                    Request::Compaction(compaction) => {
+                        (apply_compaction(&mut batch, &compaction), Vec::new())
+                    }
+                    request => apply_request(batch.txn(), request, revision),
+                };
                 revision = revision_after(revision, &events);
                 if let Ok(response) = &mut result {
                     set_header(response, self.status.header(revision), term);
@@ -598,6 +643,7 @@ fn set_header(response: &mut Response, mut header: ResponseHeader, term: u64) {
         Response::Put(r) => r.header = Some(header),
         Response::DeleteRange(r) => r.header = Some(header),
         Response::Txn(r) => r.header = Some(header),
+        Response::Compaction(r) => r.header = Some(header),
     }
 }
 

@@ -7,12 +7,14 @@
 //! ([`wal_codec`] says what the records hold), applies committed entries to
 //! the MVCC store in one write batch ([`apply`]), publishes the new read view,
 //! and answers the core that asked ([`core`]). Range and Txn logic that
-//! shard cores share with the apply loop lives in [`range`] and [`txn`].
+//! shard cores share with the apply loop lives in [`range`] and [`txn`];
+//! [`compactor`] schedules the leader's auto-compaction.
 //!
 //! This version runs a single-member cluster; peers, membership and
 //! snapshots arrive with clustering.
 
 pub mod apply;
+pub mod compactor;
 pub mod convert;
 pub mod core;
 pub mod message;
@@ -20,5 +22,6 @@ pub mod range;
 pub mod txn;
 pub mod wal_codec;
 
+pub use crate::compactor::{AutoCompaction, AutoCompactor};
 pub use crate::core::{OpenError, RaftConfig, RaftCore, RaftStatus};
 pub use crate::message::{ApplyError, FromRaft, Response, ShardId, ToRaft, Token};

@@ -4,7 +4,9 @@
 //! queue makes the sender wait, so memory never grows with load.
 
 use keel_engine::MvccError;
-use keel_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
+use keel_proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+};
 use keel_proto::keelpb::internal_request::Request;
 
 /// Capacity of each shard core -> raft core queue.
@@ -58,6 +60,7 @@ pub enum Response {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
+    Compaction(CompactionResponse),
 }
 
 impl Response {
@@ -66,6 +69,7 @@ impl Response {
             Response::Put(r) => r.header.as_ref(),
             Response::DeleteRange(r) => r.header.as_ref(),
             Response::Txn(r) => r.header.as_ref(),
+            Response::Compaction(r) => r.header.as_ref(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub enum ApplyError {
     ProposalDropped,
     /// A put with `ignore_value` or `ignore_lease` names a missing key.
     KeyNotFound,
-    /// A range inside a txn asks for a compacted or future revision.
+    /// A range inside a txn asks for a compacted or future revision, or a
+    /// compaction names one.
     Mvcc(MvccError),
 }
