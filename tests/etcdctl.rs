@@ -133,6 +133,13 @@ fn etcdctl_prints_the_same_against_keel_and_etcd() {
         &["del", "nothing"],
         &["get", "", "--prefix", "-w", "json"],
         &["put", "big", "v", "-w", "json"],
+        &["compact", "3"],
+        &["compact", "3"],
+        &["compact", "2"],
+        &["get", "foo", "--rev", "2"],
+        &["get", "foo", "--rev", "3", "-w", "json"],
+        &["compact", "1000"],
+        &["compact", "5", "--physical"],
     ];
     // `etcdctl txn` reads compares, success ops and failure ops from stdin.
     let txn_script: &[(&[&str], &str)] = &[
