@@ -221,3 +221,30 @@ fn compact_only_change_persists() {
     assert_eq!(read_all(&store, 3), Err(MvccError::Compacted));
     assert_eq!(read_all(&store, 4).unwrap()[&b"a"[..]].3, b"2");
 }
+
+#[test]
+#[ignore = "timing figure, run by hand in release"]
+fn compaction_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("db"), StoreOptions::default()).unwrap();
+    let keys = 100_000u32;
+    for round in 0..10u64 {
+        let mut batch = store.write_batch();
+        for number in 0..keys {
+            let mut txn = batch.txn();
+            txn.put(format!("key{number:08}").as_bytes(), &[1u8; 64], 0);
+            txn.end();
+        }
+        batch.commit(round + 1);
+    }
+    let entries = store.tree_entry_count();
+    let target = store.revision() - i64::from(keys) / 2;
+    let started = std::time::Instant::now();
+    let mut batch = store.write_batch();
+    let removed = batch.compact(target).unwrap();
+    batch.commit(11);
+    eprintln!(
+        "compacted {entries} entries, removed {removed} in {:?}",
+        started.elapsed()
+    );
+}

@@ -15,8 +15,9 @@
 //!
 //! Limits: the whole pass runs on the single writer inside one write batch
 //! (it does not yield between chunks as etcd's backend does), so it takes
-//! time linear in the tree's entries (about a second per few million
-//! entries); leaves thinned by it are not merged, and the file space is
+//! time linear in the tree's entries (measured, release build on the 2-core
+//! VM: 0.6 s for a 1M-entry tree of which 850k entries go; the
+//! `compaction_timing` test in `tests/compaction.rs` reproduces it); leaves thinned by it are not merged, and the file space is
 //! reclaimed only by a defrag.
 
 use super::key::{decode_value, prefix_of, revision_of, ValueRecord};
