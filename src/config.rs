@@ -35,6 +35,11 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// `--config-file` could not be read or is not etcd's YAML.
+    ConfigFile {
+        path: String,
+        reason: String,
+    },
     HelpRequested,
     VersionRequested,
 }
@@ -50,6 +55,9 @@ impl std::fmt::Display for ConfigError {
                 reason,
             } => {
                 write!(f, "invalid value {value:?} for flag -{flag}: {reason}")
+            }
+            ConfigError::ConfigFile { path, reason } => {
+                write!(f, "cannot load config file {path}: {reason}")
             }
             ConfigError::HelpRequested => write!(f, "help requested"),
             ConfigError::VersionRequested => write!(f, "version requested"),
@@ -78,14 +86,62 @@ usage: keel [flags]
                                    a bare number of hours; revision: revisions to keep
                                    (default \"0\", off)
   --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1)
+  --config-file PATH               etcd's YAML configuration file; when given, other flags and
+                                   ETCD_* environment variables are ignored (as etcd)
   --version                        print the version and exit
+
+Every flag can also be set as ETCD_<FLAG> in the environment (e.g. ETCD_DATA_DIR);
+a flag on the command line wins over its variable.
 ";
+
+/// Every setting, by its etcd flag name (also its config-file key and, upper-cased
+/// with `_`, its `ETCD_*` variable).
+pub const SETTINGS: [&str; 13] = [
+    "name",
+    "data-dir",
+    "listen-client-urls",
+    "advertise-client-urls",
+    "listen-peer-urls",
+    "initial-advertise-peer-urls",
+    "initial-cluster-token",
+    "max-request-bytes",
+    "max-txn-ops",
+    "auto-compaction-mode",
+    "auto-compaction-retention",
+    "shard-cores",
+    "config-file",
+];
+
+/// One setting from the command line, the environment or the config file.
+type Setting = (String, String);
 
 /// etcd's default for both peer URL flags.
 pub const DEFAULT_PEER_URL: &str = "http://localhost:2380";
 
 impl Config {
+    /// From the command line alone (tests; no environment).
+    #[cfg(test)]
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, ConfigError> {
+        Config::from_sources(args, std::iter::empty())
+    }
+
+    /// As etcd: `--config-file` replaces the other flags and the
+    /// environment; otherwise `ETCD_*` variables set what the command line
+    /// does not.
+    pub fn from_sources(
+        args: impl IntoIterator<Item = String>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let command_line = parse_command_line(args)?;
+        if let Some((_, path)) = command_line.iter().find(|(flag, _)| flag == "config-file") {
+            return Config::from_settings(read_config_file(path)?);
+        }
+        let mut settings = env_settings(env, &command_line);
+        settings.extend(command_line);
+        Config::from_settings(settings)
+    }
+
+    fn from_settings(settings: Vec<Setting>) -> Result<Config, ConfigError> {
         let mut name = "default".to_string();
         let mut data_dir: Option<PathBuf> = None;
         let mut listen = vec!["http://127.0.0.1:2379".to_string()];
@@ -99,26 +155,8 @@ impl Config {
         let mut compaction_mode = COMPACTION_MODE_PERIODIC.to_string();
         let mut compaction_retention = "0".to_string();
 
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-                return Err(ConfigError::UnknownFlag(arg));
-            };
-            let (flag, inline) = match flag.split_once('=') {
-                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-                None => (flag.to_string(), None),
-            };
-            match flag.as_str() {
-                "h" | "help" => return Err(ConfigError::HelpRequested),
-                "version" => return Err(ConfigError::VersionRequested),
-                _ => {}
-            }
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| ConfigError::MissingValue(flag.clone()))
-            };
+        for (flag, setting) in settings {
+            let value = || -> Result<String, ConfigError> { Ok(setting.clone()) };
             match flag.as_str() {
                 "name" => name = value()?,
                 "data-dir" => data_dir = Some(PathBuf::from(value()?)),
@@ -129,6 +167,7 @@ impl Config {
                 "initial-cluster-token" => token = value()?,
                 "max-txn-ops" => max_txn_ops = parse_number(&flag, &value()?, 1, 1 << 20)?,
                 "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 256)?,
+                "config-file" => {} // handled by from_sources
                 "auto-compaction-mode" => {
                     compaction_mode = value()?;
                     if compaction_mode != COMPACTION_MODE_PERIODIC
@@ -275,6 +314,92 @@ fn parse_go_duration(text: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     Ok(Duration::from_nanos(total_nanos as u64))
+}
+
+/// The command line as (flag, value) pairs, `--flag value` or `--flag=value`.
+fn parse_command_line(args: impl IntoIterator<Item = String>) -> Result<Vec<Setting>, ConfigError> {
+    let mut settings = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(ConfigError::UnknownFlag(arg));
+        };
+        let (flag, inline) = match flag.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (flag.to_string(), None),
+        };
+        match flag.as_str() {
+            "h" | "help" => return Err(ConfigError::HelpRequested),
+            "version" => return Err(ConfigError::VersionRequested),
+            _ => {}
+        }
+        if !SETTINGS.contains(&flag.as_str()) {
+            return Err(ConfigError::UnknownFlag(flag));
+        }
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| ConfigError::MissingValue(flag.clone()))?;
+        settings.push((flag, value));
+    }
+    Ok(settings)
+}
+
+/// `ETCD_<FLAG>` variables for the settings the command line leaves unset.
+/// Unknown `ETCD_*` variables are ignored, as etcd does (it only warns).
+fn env_settings(
+    env: impl IntoIterator<Item = (String, String)>,
+    command_line: &[Setting],
+) -> Vec<Setting> {
+    let mut settings: Vec<Setting> = env
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let flag = key
+                .strip_prefix("ETCD_")?
+                .to_ascii_lowercase()
+                .replace('_', "-");
+            let known = SETTINGS.contains(&flag.as_str()) && flag != "config-file";
+            let on_command_line = command_line.iter().any(|(set, _)| *set == flag);
+            (known && !on_command_line).then_some((flag, value))
+        })
+        .collect();
+    settings.sort(); // the environment's order is arbitrary; make it stable
+    settings
+}
+
+/// etcd's YAML configuration file: top-level keys named as the flags.
+/// Keys keel does not know are ignored, as etcd's loader ignores them.
+fn read_config_file(path: &str) -> Result<Vec<Setting>, ConfigError> {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let failed = |reason: String| ConfigError::ConfigFile {
+        path: path.to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+    let documents = YamlLoader::load_from_str(&text).map_err(|error| failed(error.to_string()))?;
+    let Some(document) = documents.into_iter().next() else {
+        return Ok(Vec::new()); // an empty file: every default
+    };
+    let Yaml::Hash(entries) = document else {
+        return Err(failed("the top level is not a mapping of settings".into()));
+    };
+    let mut settings = Vec::new();
+    for (key, value) in entries {
+        let Some(key) = key.as_str().map(str::to_string) else {
+            return Err(failed(format!("a key is not a string: {key:?}")));
+        };
+        if !SETTINGS.contains(&key.as_str()) || key == "config-file" {
+            continue;
+        }
+        let value = match value {
+            Yaml::String(text) | Yaml::Real(text) => text,
+            Yaml::Integer(number) => number.to_string(),
+            Yaml::Boolean(flag) => flag.to_string(),
+            Yaml::Null => continue, // `key:` with no value keeps the default
+            other => return Err(failed(format!("{key}: not a single value: {other:?}"))),
+        };
+        settings.push((key, value));
+    }
+    Ok(settings)
 }
 
 fn default_shard_cores() -> usize {
@@ -470,5 +595,76 @@ mod tests {
             parse(&["--listen-client-urls", "ftp://x:1"]),
             Err(ConfigError::BadValue { .. })
         ));
+    }
+
+    fn from(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(
+            args.iter().map(|s| s.to_string()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn environment_fills_what_the_command_line_leaves() {
+        let env = [
+            ("ETCD_NAME", "from-env"),
+            ("ETCD_DATA_DIR", "/tmp/env-dir"),
+            ("ETCD_MAX_TXN_OPS", "7"),
+            ("ETCDCTL_API", "3"),
+            ("ETCD_UNKNOWN_THING", "x"),
+        ];
+        let config = from(&["--name", "from-flag"], &env).unwrap();
+        assert_eq!(config.name, "from-flag", "the command line wins");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/env-dir"));
+        assert_eq!(config.max_txn_ops, 7);
+        let bad = from(&[], &[("ETCD_MAX_TXN_OPS", "lots")]).unwrap_err();
+        assert!(matches!(bad, ConfigError::BadValue { .. }), "{bad:?}");
+    }
+
+    #[test]
+    fn config_file_replaces_flags_and_environment() {
+        let dir = std::env::temp_dir().join(format!("keel-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keel.conf.yml");
+        std::fs::write(
+            &path,
+            "# etcd.conf.yml keys\nname: 'from-file'\ndata-dir: /tmp/file-dir\n\
+             listen-client-urls: http://127.0.0.1:23999\nmax-request-bytes: 4096\n\
+             max-txn-ops: 9\nauto-compaction-mode: revision\nauto-compaction-retention: \"100\"\n\
+             snapshot-count: 10000\nlisten-peer-urls:\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let config = from(
+            &["--config-file", path, "--name", "ignored"],
+            &[("ETCD_NAME", "ignored")],
+        )
+        .unwrap();
+        assert_eq!(config.name, "from-file");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/file-dir"));
+        assert_eq!(
+            config.listen_addrs(),
+            vec!["127.0.0.1:23999".parse().unwrap()]
+        );
+        assert_eq!((config.max_request_bytes, config.max_txn_ops), (4096, 9));
+        assert!(config.auto_compaction.is_some());
+        assert_eq!(
+            config.listen_peer_urls,
+            vec![DEFAULT_PEER_URL.to_string()],
+            "a null value keeps the default"
+        );
+
+        std::fs::write(dir.join("list.yml"), "name: [a, b]\n").unwrap();
+        let list = from(
+            &["--config-file", dir.join("list.yml").to_str().unwrap()],
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(list, ConfigError::ConfigFile { .. }), "{list:?}");
+        let missing = from(&["--config-file", "/nonexistent/keel.yml"], &[]).unwrap_err();
+        assert!(missing
+            .to_string()
+            .starts_with("cannot load config file /nonexistent/keel.yml"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -28,7 +28,7 @@ const RAFT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(150);
 const SHARD_SPIN_BEFORE_PARK: Duration = Duration::from_micros(300);
 
 fn main() {
-    let config = match Config::from_args(std::env::args().skip(1)) {
+    let config = match Config::from_sources(std::env::args().skip(1), std::env::vars()) {
         Ok(config) => config,
         Err(ConfigError::HelpRequested) => {
             print!("{USAGE}");

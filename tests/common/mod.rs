@@ -46,9 +46,20 @@ impl Keel {
     }
 
     pub fn start_with(data_dir: &Path, port: u16, extra_args: &[&str]) -> Keel {
+        Keel::start_with_env(data_dir, port, extra_args, &[])
+    }
+
+    /// As `start_with`, with extra environment variables (e.g. `ETCD_*`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Keel {
         let url = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
         command
+            .envs(env.iter().copied())
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen-client-urls")
