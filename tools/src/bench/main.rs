@@ -9,8 +9,11 @@
 
 mod args;
 mod client;
+mod grpc_call;
 mod progress;
 mod report;
+mod watch;
+mod workload;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
