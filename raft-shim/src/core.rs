@@ -152,7 +152,6 @@ pub struct RaftCore {
     reads_waiting_apply: Vec<(u64, Vec<(ShardId, Token)>)>,
     next_read_context: u64,
     entry_buffer: Vec<u8>,
-    proposal_buffer: Vec<u8>,
     auto_compactor: Option<AutoCompactor>,
 }
 
@@ -288,7 +287,6 @@ impl RaftCore {
             reads_waiting_apply: Vec::new(),
             next_read_context: 1,
             entry_buffer: Vec::new(),
-            proposal_buffer: Vec::new(),
             auto_compactor: config
                 .auto_compaction
                 .map(|mode| AutoCompactor::new(mode, Instant::now())),
@@ -389,12 +387,10 @@ impl RaftCore {
                         id,
                         request: Some(request),
                     };
-                    self.proposal_buffer.clear();
-                    internal
-                        .encode(&mut self.proposal_buffer)
-                        .expect("Vec grows");
-                    taken_bytes += self.proposal_buffer.len();
-                    match self.node.propose(Vec::new(), self.proposal_buffer.clone()) {
+                    // Encoded once, straight into the Vec raft keeps.
+                    let data = internal.encode_to_vec();
+                    taken_bytes += data.len();
+                    match self.node.propose(Vec::new(), data) {
                         Ok(()) => {
                             self.pending.insert(id, (shard, token));
                         }
