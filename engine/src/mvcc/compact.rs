@@ -20,7 +20,7 @@
 //! `compaction_timing` test in `tests/compaction.rs` reproduces it); leaves thinned by it are not merged, and the file space is
 //! reclaimed only by a defrag.
 
-use super::key::{decode_value, prefix_of, revision_of, ValueRecord};
+use super::key::{decode_value, prefix_of, revision_of, ValueRecord, MVCC_KEYS_START};
 use super::store::Store;
 use crate::btree::{remove_sorted, Cursor, Node};
 use crate::error::MvccError;
@@ -40,7 +40,8 @@ pub(crate) fn compact(store: &mut Store, revision: i64) -> Result<u64, MvccError
     }
     store.compact_revision = revision;
     let mut removed_total = 0u64;
-    let mut resume_from: Vec<u8> = Vec::new();
+    // Lease records sort before MVCC_KEYS_START and are no history.
+    let mut resume_from: Vec<u8> = MVCC_KEYS_START.to_vec();
     loop {
         let (doomed, next) = collect_superseded(&store.root, &resume_from, revision);
         if !doomed.is_empty() {
@@ -67,6 +68,10 @@ fn collect_superseded(
     start: &[u8],
     revision: i64,
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+    assert!(
+        start >= MVCC_KEYS_START.as_slice(),
+        "compaction must not walk the lease records"
+    );
     let mut doomed = Vec::new();
     let mut cursor = Cursor::seek(root, start);
     let mut current_prefix: Option<&[u8]> = None;
@@ -93,9 +98,10 @@ fn collect_superseded(
     (doomed, None)
 }
 
-/// The tree's entry count (tests and diagnostics: one full scan).
+/// The tree's MVCC entry count, lease records not counted (tests and
+/// diagnostics: one full scan).
 pub(crate) fn entry_count(root: &Node) -> u64 {
-    let mut cursor = Cursor::seek(root, &[]);
+    let mut cursor = Cursor::seek(root, &MVCC_KEYS_START);
     let mut count = 0;
     while cursor.current().is_some() {
         count += 1;

@@ -1,4 +1,7 @@
-//! How MVCC entries are laid out as B+tree keys and values.
+//! How MVCC entries and lease records are laid out as B+tree keys and
+//! values: the one place both layouts are written down.
+//!
+//! # MVCC entries
 //!
 //! Tree key (order-preserving: user key ascending, then revision
 //! DESCENDING, so per user key the newest entry comes first and a read at
@@ -21,6 +24,23 @@
 //! put:        0x01, create_revision i64, version i64, lease i64, value bytes
 //! tombstone:  0x02
 //! ```
+//!
+//! # Lease records
+//!
+//! Leases live in the same tree, so a batch's lease grants and revokes
+//! commit atomically with its MVCC changes, through the same commit record.
+//!
+//! ```text
+//! tree key:   0x00 0x00, lease id as u64 big-endian        (10 bytes)
+//! tree value: version u8 (1), ttl_seconds i64 little-endian (9 bytes)
+//! ```
+//!
+//! No MVCC tree key starts with 0x00 0x00 (an escaped user key has 0x00
+//! only before 0xFF, and the terminator is 0x00 0x01), so every lease key
+//! sorts before [`MVCC_KEYS_START`], the smallest MVCC key prefix (that of
+//! the empty user key). MVCC scans seek to a `key_prefix`, which is
+//! `>= MVCC_KEYS_START`, and whole-tree walks over MVCC entries start at
+//! `MVCC_KEYS_START`: neither ever meets a lease record.
 
 use super::revision::Revision;
 
@@ -32,6 +52,19 @@ const VALUE_TAG_PUT: u8 = 0x01;
 const VALUE_TAG_TOMBSTONE: u8 = 0x02;
 /// Bytes before the user value in a put record.
 pub const PUT_HEADER_BYTES: usize = 25;
+/// Where MVCC tree keys start: the key prefix of the empty user key.
+pub const MVCC_KEYS_START: [u8; 2] = TERMINATOR;
+/// The first bytes of every lease tree key.
+const LEASE_KEY_TAG: [u8; 2] = [0x00, 0x00];
+/// Bytes of a lease tree key: the tag and the id.
+pub const LEASE_KEY_BYTES: usize = LEASE_KEY_TAG.len() + 8;
+/// The only lease record version this build reads and writes.
+const LEASE_VALUE_VERSION: u8 = 1;
+/// Bytes of a lease tree value: the version and the TTL.
+pub const LEASE_VALUE_BYTES: usize = 1 + 8;
+
+const _: () = assert!(LEASE_KEY_TAG[0] == 0x00 && LEASE_KEY_TAG[1] < TERMINATOR[1]);
+const _: () = assert!(ESCAPE != LEASE_KEY_TAG[1] && ESCAPE != TERMINATOR[1]);
 
 /// The encoded user key with its terminator: the prefix of all its entries.
 pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
@@ -138,6 +171,55 @@ pub fn decode_value(bytes: &[u8]) -> ValueRecord<'_> {
     }
 }
 
+/// The tree key of lease `id`.
+pub fn lease_key(id: i64) -> [u8; LEASE_KEY_BYTES] {
+    let mut out = [0u8; LEASE_KEY_BYTES];
+    out[..LEASE_KEY_TAG.len()].copy_from_slice(&LEASE_KEY_TAG);
+    out[LEASE_KEY_TAG.len()..].copy_from_slice(&(id as u64).to_be_bytes());
+    out
+}
+
+/// The first lease tree key (every lease key is >= it).
+pub fn lease_keys_start() -> &'static [u8] {
+    &LEASE_KEY_TAG
+}
+
+/// Whether `tree_key` is a lease key (rather than an MVCC entry's).
+pub fn is_lease_key(tree_key: &[u8]) -> bool {
+    tree_key.starts_with(&LEASE_KEY_TAG)
+}
+
+/// The lease id of a lease tree key.
+pub fn lease_id_of(tree_key: &[u8]) -> i64 {
+    assert!(
+        is_lease_key(tree_key) && tree_key.len() == LEASE_KEY_BYTES,
+        "not a lease key: {tree_key:?}"
+    );
+    u64::from_be_bytes(tree_key[LEASE_KEY_TAG.len()..].try_into().expect("8 bytes")) as i64
+}
+
+/// Encodes a lease record's tree value.
+pub fn encode_lease_value(ttl_seconds: i64) -> [u8; LEASE_VALUE_BYTES] {
+    let mut out = [0u8; LEASE_VALUE_BYTES];
+    out[0] = LEASE_VALUE_VERSION;
+    out[1..].copy_from_slice(&ttl_seconds.to_le_bytes());
+    out
+}
+
+/// Decodes a lease record's tree value into its TTL in seconds. As with
+/// [`decode_value`], the tree's checksums guard the bytes, so an unknown
+/// version or a wrong length is a bug (or a file of a newer build), not disk
+/// corruption: it panics.
+pub fn decode_lease_value(bytes: &[u8]) -> i64 {
+    match bytes.first() {
+        Some(&LEASE_VALUE_VERSION) => {
+            assert_eq!(bytes.len(), LEASE_VALUE_BYTES, "lease record of bad length");
+            i64::from_le_bytes(bytes[1..].try_into().expect("8 bytes"))
+        }
+        other => panic!("unknown lease record version {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +260,53 @@ mod tests {
             }
         );
         assert_eq!(decode_value(&encode_tombstone()), ValueRecord::Tombstone);
+    }
+
+    #[test]
+    fn lease_keys_sort_before_every_mvcc_key() {
+        let leases = [
+            lease_key(0),
+            lease_key(1),
+            lease_key(i64::MAX),
+            lease_key(-1),
+        ];
+        assert!(leases.windows(2).all(|pair| pair[0] < pair[1]));
+        let smallest_mvcc = [
+            encode_key(b"", Revision::new(i64::MAX, i64::MAX)),
+            encode_key(b"\x00", Revision::new(i64::MAX, 0)),
+            encode_key(b"\x00\x00", Revision::new(1, 0)),
+        ];
+        for lease in &leases {
+            assert!(is_lease_key(lease));
+            assert!(lease_keys_start() <= lease.as_slice());
+            assert!(lease.as_slice() < MVCC_KEYS_START.as_slice());
+            for mvcc in &smallest_mvcc {
+                assert!(lease.as_slice() < mvcc.as_slice());
+                assert!(!is_lease_key(mvcc));
+                assert!(MVCC_KEYS_START.as_slice() <= mvcc.as_slice());
+            }
+        }
+        assert_eq!(key_prefix(b""), MVCC_KEYS_START);
+        for id in [0, 1, 42, i64::MAX, -7] {
+            assert_eq!(lease_id_of(&lease_key(id)), id);
+        }
+    }
+
+    #[test]
+    fn lease_value_roundtrip() {
+        for ttl in [0, 5, i64::MAX, -1] {
+            let bytes = encode_lease_value(ttl);
+            assert_eq!(bytes[0], 1, "version byte first");
+            assert_eq!(bytes[1..], ttl.to_le_bytes(), "TTL little-endian");
+            assert_eq!(decode_lease_value(&bytes), ttl);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown lease record version Some(2)")]
+    fn lease_value_of_unknown_version_is_rejected() {
+        let mut bytes = encode_lease_value(5);
+        bytes[0] = 2;
+        decode_lease_value(&bytes);
     }
 }

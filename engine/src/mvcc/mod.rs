@@ -11,10 +11,13 @@
 //! thread when thresholds are reached, while the writer goes on applying
 //! batches (`persister.rs` explains why that is safe); [`Store::persist`]
 //! does the same and waits. [`WriteBatch::compact`] drops superseded
-//! history as etcd's Compact does (`compact.rs`).
+//! history as etcd's Compact does (`compact.rs`). Lease records live in the
+//! same tree, in a namespace before every MVCC key (`key.rs`, `lease.rs`),
+//! so they commit, publish and persist with the batches that change them.
 
 mod compact;
 mod key;
+mod lease;
 mod persister;
 mod revision;
 mod store;
@@ -22,6 +25,7 @@ mod txn;
 mod view;
 
 pub use compact::COMPACTION_BATCH_KEYS_MAX;
+pub use lease::LeaseRecord;
 pub use revision::Revision;
 pub use store::{Store, StoreOptions, StoreReader};
 pub use txn::{Txn, WriteBatch};

@@ -6,6 +6,7 @@
 //! returns at once, [`Store::poll_persist`] collects the outcome, and
 //! [`Store::persist`] does both and waits.
 
+use super::lease::LeaseRecord;
 use super::persister::{PersistDone, PersistJob, Persister};
 use super::txn::WriteBatch;
 use super::view::ReadView;
@@ -346,8 +347,14 @@ impl Store {
         done.result
     }
 
-    /// Entries in the working tree (one full scan: for tests and
-    /// diagnostics, not for hot paths).
+    /// Every lease record of the working tree, ascending by id (for
+    /// rebuilding the lessor at start-up).
+    pub fn leases(&self) -> Vec<LeaseRecord> {
+        super::lease::leases(&self.root)
+    }
+
+    /// MVCC entries in the working tree, lease records not counted (one
+    /// full scan: for tests and diagnostics, not for hot paths).
     pub fn tree_entry_count(&self) -> u64 {
         super::compact::entry_count(&self.root)
     }

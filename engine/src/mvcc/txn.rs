@@ -51,6 +51,19 @@ impl<'a> WriteBatch<'a> {
         super::compact::compact(self.store, revision)
     }
 
+    /// Grants lease `id` with `ttl_seconds`, or replaces its TTL (see
+    /// `lease.rs`). Not an MVCC change: the revision stays. Published with
+    /// [`WriteBatch::commit`], persisted with the tree.
+    pub fn put_lease(&mut self, id: i64, ttl_seconds: i64) {
+        super::lease::put_lease(self.store, id, ttl_seconds);
+    }
+
+    /// Revokes lease `id`; true if it existed. The revision stays; the
+    /// caller deletes the lease's keys with a [`Txn`] of the same batch.
+    pub fn delete_lease(&mut self, id: i64) -> bool {
+        super::lease::delete_lease(self.store, id)
+    }
+
     /// Makes the batch visible: publishes a new immutable read view
     /// (readers switch atomically, lock-free). Does not fsync.
     pub fn commit(self, applied_index: u64) {

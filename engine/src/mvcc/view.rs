@@ -5,7 +5,7 @@ use super::key::{
     decode_value, encode_key, key_prefix, prefix_of, revision_of, user_key_of, ValueRecord,
 };
 use super::revision::Revision;
-use super::{KeyValue, RangeOptions, RangeResult};
+use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
 use crate::btree::{Cursor, Entry, Node};
 use crate::error::MvccError;
 use std::sync::Arc;
@@ -33,6 +33,11 @@ impl ReadView {
     /// Raft index of the batch that published this view.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// Every lease record of this view, ascending by id.
+    pub fn leases(&self) -> Vec<LeaseRecord> {
+        super::lease::leases(&self.root)
     }
 
     /// etcd's Range at `options.revision` (latest if <= 0).
