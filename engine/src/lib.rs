@@ -20,8 +20,8 @@ pub mod wal;
 
 pub use error::{MvccError, StoreError, WalError};
 pub use mvcc::{
-    Event, EventKind, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView, Store,
-    StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
+    Event, EventKind, HistoryChunk, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView,
+    Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

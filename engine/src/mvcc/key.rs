@@ -82,8 +82,31 @@ pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
 /// The tree key of `user_key` at `revision`.
 pub fn encode_key(user_key: &[u8], revision: Revision) -> Vec<u8> {
     let mut out = key_prefix(user_key);
+    push_revision_suffix(&mut out, revision);
+    out
+}
+
+/// The tree key at `revision` of the user key whose prefix
+/// ([`key_prefix`]) is `prefix`.
+pub fn encode_key_with_prefix(prefix: &[u8], revision: Revision) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + REVISION_SUFFIX_BYTES);
+    out.extend_from_slice(prefix);
+    push_revision_suffix(&mut out, revision);
+    out
+}
+
+fn push_revision_suffix(out: &mut Vec<u8>, revision: Revision) {
     out.extend_from_slice(&(u64::MAX - revision.main as u64).to_be_bytes());
     out.extend_from_slice(&(u64::MAX - revision.sub as u64).to_be_bytes());
+}
+
+/// A seek key above every entry of the user key whose prefix is `prefix`
+/// and below every later user key's entries (prefixes are prefix-free, so
+/// a later prefix differs from `prefix` within `prefix.len()` bytes).
+pub fn past_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + REVISION_SUFFIX_BYTES + 1);
+    out.extend_from_slice(prefix);
+    out.resize(prefix.len() + REVISION_SUFFIX_BYTES + 1, 0xFF);
     out
 }
 
@@ -244,6 +267,26 @@ mod tests {
             let key = encode_key(user_key, Revision::new(7, 3));
             assert_eq!(user_key_of(&key), user_key);
             assert_eq!(revision_of(&key), Revision::new(7, 3));
+        }
+    }
+
+    #[test]
+    fn seek_keys_bound_a_user_keys_entries() {
+        for user_key in [&b""[..], b"\x00", b"a"] {
+            let prefix = key_prefix(user_key);
+            let newest = encode_key(user_key, Revision::new(i64::MAX, i64::MAX));
+            let oldest = encode_key(user_key, Revision::new(0, 0));
+            assert_eq!(
+                encode_key_with_prefix(&prefix, Revision::new(7, 3)),
+                encode_key(user_key, Revision::new(7, 3))
+            );
+            let past = past_prefix(&prefix);
+            assert!(newest < past && oldest < past);
+            for later in [&b"\x00\x00"[..], b"\x01", b"a\x00", b"b"] {
+                if later > user_key {
+                    assert!(past < encode_key(later, Revision::new(i64::MAX, i64::MAX)));
+                }
+            }
         }
     }
 

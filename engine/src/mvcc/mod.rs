@@ -14,9 +14,13 @@
 //! history as etcd's Compact does (`compact.rs`). Lease records live in the
 //! same tree, in a namespace before every MVCC key (`key.rs`, `lease.rs`),
 //! so they commit, publish and persist with the batches that change them.
+//! [`ReadView::events`] reads a range's event history by revision, in
+//! bounded chunks, for watches (`history.rs`).
 
 mod compact;
+mod history;
 mod key;
+mod key_range;
 mod lease;
 mod persister;
 mod revision;
@@ -25,6 +29,7 @@ mod txn;
 mod view;
 
 pub use compact::COMPACTION_BATCH_KEYS_MAX;
+pub use history::HistoryChunk;
 pub use lease::LeaseRecord;
 pub use revision::Revision;
 pub use store::{Store, StoreOptions, StoreReader};

@@ -1,9 +1,9 @@
 //! Reads at a revision: the immutable [`ReadView`] and the range scan that
 //! views and transactions share.
 
-use super::key::{
-    decode_value, encode_key, key_prefix, prefix_of, revision_of, user_key_of, ValueRecord,
-};
+use super::history::HistoryChunk;
+use super::key::{decode_value, encode_key, prefix_of, revision_of, user_key_of, ValueRecord};
+use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
 use crate::btree::{Cursor, Entry, Node};
@@ -40,6 +40,29 @@ impl ReadView {
         super::lease::leases(&self.root)
     }
 
+    /// The events (puts and deletes, as [`super::Txn`] reports them, with
+    /// `prev_kv` = the key's previous entry if it is still in the tree and
+    /// is a put) of `[key, range_end)` (etcd's range rules) whose main
+    /// revision is in `[start_revision, self.revision()]`, by (main, sub)
+    /// revision: at most `max_events`, cut between main revisions, except
+    /// that one main revision with more events is returned whole (so
+    /// `max_events == 0` returns the first revision with events). Resume
+    /// with the chunk's `next_revision`; it is `self.revision() + 1` once
+    /// the chunk reaches this view's revision (`start_revision` itself when
+    /// that is further ahead). `start_revision <= 0` means "from the view's
+    /// revision + 1": nothing yet. Errors with [`MvccError::Compacted`] if
+    /// `start_revision` is below the compaction point. Memory is about
+    /// `max_events` events, not the range's history (`history.rs`).
+    pub fn events(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        start_revision: i64,
+        max_events: usize,
+    ) -> Result<HistoryChunk, MvccError> {
+        super::history::events(self, key, range_end, start_revision, max_events)
+    }
+
     /// etcd's Range at `options.revision` (latest if <= 0).
     pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         range(&self.root, options, self.revision, self.compact_revision)
@@ -70,16 +93,6 @@ pub(crate) fn range(
     Ok(result)
 }
 
-/// Where a range stops, as an encoded key prefix.
-enum RangeEnd {
-    /// Only this key.
-    Single(Vec<u8>),
-    /// Keys below this.
-    Before(Vec<u8>),
-    /// Every key from the start.
-    Unbounded,
-}
-
 /// Scans `[key, range_end)` per etcd's rules at `read_revision` without
 /// validating it; `revision` in the result is `read_revision`.
 pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> RangeResult {
@@ -89,27 +102,16 @@ pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> R
         more: false,
         revision: read_revision,
     };
-    let end = if options.range_end.is_empty() {
-        RangeEnd::Single(key_prefix(options.key))
-    } else if options.range_end == [0] {
-        RangeEnd::Unbounded
-    } else if options.range_end <= options.key {
+    let Some(key_range) = KeyRange::new(options.key, options.range_end) else {
         return result;
-    } else {
-        RangeEnd::Before(key_prefix(options.range_end))
     };
     let limit = usize::try_from(options.limit)
         .ok()
         .filter(|&limit| limit > 0);
-    let mut cursor = Cursor::seek(root, &key_prefix(options.key));
+    let mut cursor = Cursor::seek(root, key_range.start());
     while let Some(first) = cursor.current() {
         let prefix = prefix_of(first.key());
-        let in_range = match &end {
-            RangeEnd::Single(single) => prefix == single.as_slice(),
-            RangeEnd::Before(before) => prefix < before.as_slice(),
-            RangeEnd::Unbounded => true,
-        };
-        if !in_range {
+        if !key_range.contains(prefix) {
             break;
         }
         // Entries of one user key run newest first: take the first one at or
@@ -153,7 +155,7 @@ pub(crate) fn get(root: &Node, user_key: &[u8], read_revision: i64) -> Option<Ke
     }
 }
 
-fn key_value_of(entry: &Entry, keys_only: bool) -> KeyValue {
+pub(crate) fn key_value_of(entry: &Entry, keys_only: bool) -> KeyValue {
     let ValueRecord::Put {
         create_revision,
         version,

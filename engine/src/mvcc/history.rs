@@ -1,0 +1,334 @@
+//! Watch history: the events of a key range from a start revision, read
+//! from a view's tree, in revision order and in bounded chunks.
+//!
+//! The tree orders entries by user key, then revision descending; events
+//! must come out by (main, sub) revision. One pass over the range in key
+//! order visits, per key, its entries from the newest wanted down to
+//! `start_revision` (plus the one just older, which is the event's
+//! `prev_kv`), and offers each event to a [`Collector`]: a max-heap by
+//! revision that keeps only the events of the smallest main revisions
+//! fitting in `max_events`. When the heap grows past that, the events of
+//! its highest main revision go, and that revision becomes a cap: nothing
+//! at or above it is collected any more (for a key whose newest entries are
+//! above the cap the scan seeks straight below it). So memory stays about
+//! `max_events` events however long the range's history, except that a
+//! chunk never splits a main revision: one revision with more events than
+//! `max_events` is returned whole.
+//!
+//! Time is linear in the range's entries between `start_revision` and the
+//! cap (a watcher catching up from far behind pays per chunk for the keys
+//! it scans, as etcd's `syncWatchers` does per batch of revisions).
+
+use super::key::{
+    decode_value, encode_key_with_prefix, past_prefix, prefix_of, revision_of, user_key_of,
+    ValueRecord,
+};
+use super::key_range::KeyRange;
+use super::revision::Revision;
+use super::view::{key_value_of, ReadView};
+use super::{Event, EventKind, KeyValue};
+use crate::btree::{Cursor, Entry, Node};
+use crate::error::MvccError;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Entries of one user key the scan steps over one by one before it
+/// re-seeks past the key instead (a seek costs about a tree descent).
+const KEY_SKIP_ENTRIES_MAX: usize = 8;
+
+/// A bounded piece of a range's event history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryChunk {
+    /// Events by (main, sub) revision; whole main revisions only.
+    pub events: Vec<Event>,
+    /// Where the next chunk starts: the main revision after the last one
+    /// returned, or the view's revision + 1 once the chunk reaches it.
+    pub next_revision: i64,
+}
+
+/// See [`ReadView::events`].
+pub(crate) fn events(
+    view: &ReadView,
+    key: &[u8],
+    range_end: &[u8],
+    start_revision: i64,
+    max_events: usize,
+) -> Result<HistoryChunk, MvccError> {
+    let after_view = view.revision + 1;
+    let nothing = |next_revision| HistoryChunk {
+        events: Vec::new(),
+        next_revision,
+    };
+    if start_revision <= 0 {
+        return Ok(nothing(after_view));
+    }
+    if start_revision < view.compact_revision {
+        return Err(MvccError::Compacted);
+    }
+    if start_revision > view.revision {
+        // A watch from the future: nothing yet, and it must not resume
+        // before its own start.
+        return Ok(nothing(start_revision.max(after_view)));
+    }
+    let Some(key_range) = KeyRange::new(key, range_end) else {
+        return Ok(nothing(after_view));
+    };
+    let mut collector = Collector::new(max_events);
+    let mut cursor = Cursor::seek(&view.root, key_range.start());
+    while let Some(first) = cursor.current() {
+        let prefix = prefix_of(first.key());
+        if !key_range.contains(prefix) {
+            break;
+        }
+        collect_key(
+            &view.root,
+            &mut cursor,
+            prefix,
+            start_revision,
+            view.revision,
+            &mut collector,
+        );
+    }
+    Ok(collector.finish(after_view))
+}
+
+/// Offers `collector` the events of the user key with `prefix` (the cursor
+/// is on its first entry) whose main revision is in `[start_revision,
+/// view_revision]`, then leaves the cursor on the next user key.
+fn collect_key<'a>(
+    root: &'a Node,
+    cursor: &mut Cursor<'a>,
+    prefix: &'a [u8],
+    start_revision: i64,
+    view_revision: i64,
+    collector: &mut Collector,
+) {
+    let same_key = |entry: &Entry| prefix_of(entry.key()) == prefix;
+    let newest_wanted = view_revision.min(collector.cap - 1);
+    if cursor
+        .current()
+        .is_some_and(|entry| revision_of(entry.key()).main > newest_wanted)
+    {
+        // Entries above the cap (or the view) are of no use: seek below.
+        let below = encode_key_with_prefix(prefix, Revision::new(newest_wanted, i64::MAX));
+        *cursor = Cursor::seek(root, &below);
+    }
+    while let Some(entry) = cursor.current().filter(|entry| same_key(entry)) {
+        let revision = revision_of(entry.key());
+        if revision.main < start_revision {
+            break;
+        }
+        cursor.next();
+        if revision.main > view_revision || !collector.wants(revision.main) {
+            continue;
+        }
+        // The entry just older, now under the cursor, is the event's prev.
+        let previous = cursor.current().filter(|older| same_key(older));
+        collector.push(revision, event_of(entry, revision, previous));
+    }
+    // Skip the key's older entries: step over a few, seek past the rest.
+    for _ in 0..KEY_SKIP_ENTRIES_MAX {
+        match cursor.current() {
+            Some(entry) if same_key(entry) => cursor.next(),
+            _ => return,
+        }
+    }
+    if cursor.current().is_some_and(same_key) {
+        *cursor = Cursor::seek(root, &past_prefix(prefix));
+    }
+}
+
+/// The event an MVCC entry records, as [`super::Txn`] reports it.
+fn event_of(entry: &Entry, revision: Revision, previous: Option<&Entry>) -> Event {
+    let prev_kv = previous
+        .filter(|older| matches!(decode_value(older.value()), ValueRecord::Put { .. }))
+        .map(|older| key_value_of(older, false));
+    match decode_value(entry.value()) {
+        ValueRecord::Put { .. } => Event {
+            kind: EventKind::Put,
+            kv: key_value_of(entry, false),
+            prev_kv,
+        },
+        ValueRecord::Tombstone => Event {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: user_key_of(entry.key()),
+                mod_revision: revision.main,
+                ..KeyValue::default()
+            },
+            prev_kv,
+        },
+    }
+}
+
+/// An event waiting in the collector, ordered by its revision (unique).
+#[derive(Debug)]
+struct Pending {
+    revision: Revision,
+    event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Pending) -> bool {
+        self.revision == other.revision
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Pending) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Pending) -> Ordering {
+        self.revision.cmp(&other.revision)
+    }
+}
+
+/// Keeps the events of the smallest main revisions that fit in
+/// `max_events` (at least one whole main revision), whatever order they
+/// are offered in.
+#[derive(Debug)]
+struct Collector {
+    heap: BinaryHeap<Pending>,
+    max_events: usize,
+    /// Main revisions at or above this were dropped; `i64::MAX` = none yet.
+    cap: i64,
+    /// The smallest main revision pushed: never dropped.
+    min_main: i64,
+}
+
+impl Collector {
+    fn new(max_events: usize) -> Collector {
+        Collector {
+            heap: BinaryHeap::with_capacity(max_events.saturating_add(1).min(1 << 16)),
+            max_events,
+            cap: i64::MAX,
+            min_main: i64::MAX,
+        }
+    }
+
+    /// Whether an event at main revision `main` could still be returned.
+    fn wants(&self, main: i64) -> bool {
+        main < self.cap
+    }
+
+    fn push(&mut self, revision: Revision, event: Event) {
+        assert!(self.wants(revision.main), "pushed above the cap");
+        self.min_main = self.min_main.min(revision.main);
+        self.heap.push(Pending { revision, event });
+        // Every event seen below the cap is in the heap, so when it holds
+        // too many, its highest main revision cannot fit in the chunk
+        // (unless it is the only one left: a revision is never split).
+        while self.heap.len() > self.max_events {
+            let top = self.heap.peek().expect("heap is not empty").revision.main;
+            if top == self.min_main {
+                break;
+            }
+            while self
+                .heap
+                .peek()
+                .is_some_and(|pending| pending.revision.main == top)
+            {
+                self.heap.pop();
+            }
+            self.cap = top;
+        }
+        debug_assert!(self.heap.len() <= self.max_events || self.heap_is_one_revision());
+    }
+
+    fn heap_is_one_revision(&self) -> bool {
+        self.heap
+            .peek()
+            .is_none_or(|top| top.revision.main == self.min_main)
+    }
+
+    /// The chunk; `after_view` is the view's revision + 1.
+    fn finish(self, after_view: i64) -> HistoryChunk {
+        let capped = self.cap != i64::MAX;
+        let events: Vec<Event> = self
+            .heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|pending| pending.event)
+            .collect();
+        let next_revision = match events.last() {
+            Some(last) if capped => last.kv.mod_revision + 1,
+            _ => after_view,
+        };
+        HistoryChunk {
+            events,
+            next_revision,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(main: i64) -> Event {
+        Event {
+            kind: EventKind::Delete,
+            kv: KeyValue {
+                key: b"k".to_vec(),
+                mod_revision: main,
+                ..KeyValue::default()
+            },
+            prev_kv: None,
+        }
+    }
+
+    /// Offers events of many revisions in a scrambled order and checks the
+    /// heap's bound after each, then the chunk against a sort.
+    #[test]
+    fn collector_keeps_smallest_whole_revisions_in_bounded_memory() {
+        // Revision r has r % 5 + 1 events; revision 40 has 30.
+        let mut all: Vec<Revision> = Vec::new();
+        for main in 2..60 {
+            let count = if main == 40 { 30 } else { main % 5 + 1 };
+            all.extend((0..count).map(|sub| Revision::new(main, sub)));
+        }
+        for max_events in [0usize, 1, 3, 7, 20, 1000] {
+            for stride in [1usize, 7, 13] {
+                let mut order = all.clone();
+                // A deterministic scramble: every stride-th from each start.
+                order = (0..stride)
+                    .flat_map(|start| order.iter().skip(start).step_by(stride).copied())
+                    .collect();
+                order.reverse();
+                let mut collector = Collector::new(max_events);
+                for &revision in &order {
+                    if collector.wants(revision.main) {
+                        collector.push(revision, event(revision.main));
+                    }
+                    let bound = max_events.max(30) + 1;
+                    assert!(collector.heap.len() <= bound);
+                }
+                let chunk = collector.finish(60);
+                // Expected: whole revisions from the smallest while they fit,
+                // at least one.
+                let mut expected = Vec::new();
+                let mut sorted = all.clone();
+                sorted.sort();
+                for group in sorted.chunk_by(|a, b| a.main == b.main) {
+                    if !expected.is_empty() && expected.len() + group.len() > max_events {
+                        break;
+                    }
+                    expected.extend(group.iter().map(|revision| revision.main));
+                }
+                let got: Vec<i64> = chunk.events.iter().map(|e| e.kv.mod_revision).collect();
+                assert_eq!(got, expected, "max {max_events}, stride {stride}");
+                let next = if expected.len() == all.len() {
+                    60
+                } else {
+                    expected.last().unwrap() + 1
+                };
+                assert_eq!(chunk.next_revision, next);
+            }
+        }
+    }
+}
