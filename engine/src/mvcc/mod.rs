@@ -15,9 +15,11 @@
 //! same tree, in a namespace before every MVCC key (`key.rs`, `lease.rs`),
 //! so they commit, publish and persist with the batches that change them.
 //! [`ReadView::events`] reads a range's event history by revision, in
-//! bounded chunks, for watches (`history.rs`).
+//! bounded chunks, for watches (`history.rs`); [`ReadView::hash_kv`] and
+//! [`ReadView::hash`] checksum the tree for Maintenance (`hash.rs`).
 
 mod compact;
+mod hash;
 mod history;
 mod key;
 mod key_range;

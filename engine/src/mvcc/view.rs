@@ -63,6 +63,21 @@ impl ReadView {
         super::history::events(self, key, range_end, start_revision, max_events)
     }
 
+    /// etcd's HashKV: crc32c over every MVCC tree entry (key bytes, then
+    /// value bytes, in tree order) whose main revision is <= `revision`
+    /// (<= 0: this view's revision), and this view's compaction point.
+    /// Errors as [`ReadView::range`] does for a future or compacted
+    /// revision. One full scan of the tree.
+    pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64), MvccError> {
+        super::hash::hash_kv(self, revision)
+    }
+
+    /// etcd's Hash: crc32c over every tree entry (key bytes, then value
+    /// bytes, in tree order), lease records included. One full scan.
+    pub fn hash(&self) -> u32 {
+        super::hash::hash(&self.root)
+    }
+
     /// etcd's Range at `options.revision` (latest if <= 0).
     pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         range(&self.root, options, self.revision, self.compact_revision)

@@ -1,0 +1,52 @@
+//! Checksums of a view's tree, for etcd's Maintenance.Hash and HashKV.
+//!
+//! Both are crc32c (Castagnoli) over tree entries in tree order, each
+//! entry's key bytes then its value bytes: equal trees give equal hashes,
+//! so members fed the same operations agree, and a member whose tree went
+//! astray disagrees. [`hash_kv`] covers the MVCC entries up to a revision
+//! (what etcd's corruption check compares); [`hash`] covers every entry,
+//! lease records included (etcd's Hash covers its whole backend). Each is
+//! one full scan of the tree: not for hot paths.
+
+use super::key::{revision_of, MVCC_KEYS_START};
+use super::view::ReadView;
+use crate::btree::{Cursor, Node};
+use crate::error::MvccError;
+
+/// See [`ReadView::hash_kv`].
+pub(crate) fn hash_kv(view: &ReadView, revision: i64) -> Result<(u32, i64), MvccError> {
+    let revision = if revision <= 0 {
+        view.revision
+    } else {
+        revision
+    };
+    if revision > view.revision {
+        return Err(MvccError::FutureRevision);
+    }
+    if revision < view.compact_revision {
+        return Err(MvccError::Compacted);
+    }
+    let mut crc = 0u32;
+    let mut cursor = Cursor::seek(&view.root, &MVCC_KEYS_START);
+    while let Some(entry) = cursor.current() {
+        if revision_of(entry.key()).main <= revision {
+            crc = crc32c::crc32c_append(crc, entry.key());
+            crc = crc32c::crc32c_append(crc, entry.value());
+        }
+        cursor.next();
+    }
+    Ok((crc, view.compact_revision))
+}
+
+/// See [`ReadView::hash`].
+pub(crate) fn hash(root: &Node) -> u32 {
+    let mut crc = 0u32;
+    // The one walk from the tree's very start: lease records included.
+    let mut cursor = Cursor::seek(root, &[]);
+    while let Some(entry) = cursor.current() {
+        crc = crc32c::crc32c_append(crc, entry.key());
+        crc = crc32c::crc32c_append(crc, entry.value());
+        cursor.next();
+    }
+    crc
+}
