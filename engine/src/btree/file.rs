@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Dirty nodes are buffered up to this many bytes before a write call.
-const PERSIST_WRITE_CHUNK_BYTES: usize = 8 << 20;
+pub(crate) const PERSIST_WRITE_CHUNK_BYTES: usize = 8 << 20;
 
 /// The state a commit record describes, minus the tree itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -65,7 +65,8 @@ pub struct Recovered {
     pub meta: CommitMeta,
 }
 
-fn random_salt() -> u64 {
+/// A random salt for a new file (falls back to the clock and pid).
+pub(crate) fn random_salt() -> u64 {
     let mut bytes = [0u8; 8];
     // SAFETY: getrandom writes at most `bytes.len()` bytes into the valid,
     // exclusively borrowed buffer.

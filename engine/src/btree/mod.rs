@@ -6,17 +6,21 @@
 //! [`file::TreeFile::persist`] appends the nodes changed since the last
 //! persist plus a checksummed commit record; recovery takes the last valid
 //! commit record and loads the tree it points at. Pages are never
-//! overwritten, so the file only grows until a future defrag rewrites it.
-//! Range scans use [`cursor::Cursor`].
+//! overwritten, so the file only grows until a defrag rewrites it:
+//! [`copy::write_tree_copy`] writes a tree out whole as a new file with only
+//! its live nodes (also the form of a backend snapshot). Range scans use
+//! [`cursor::Cursor`].
 //!
 //! The commit record reserves a second root (`history_root_page`) for the
 //! revision-ordered history tree that compaction and watch replay will use.
 
+pub mod copy;
 pub mod cursor;
 pub mod file;
 pub mod node;
 pub mod page;
 
+pub use copy::{write_tree_copy, write_tree_copy_to};
 pub use cursor::Cursor;
 pub use file::{CommitMeta, Recovered, TreeFile};
 pub use node::{insert, remove_sorted, Entry, Node, NodeBody};

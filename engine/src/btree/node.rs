@@ -155,6 +155,19 @@ impl Node {
     /// Encodes the payload; for a branch every child must be on disk.
     /// Returns (entry_count, payload).
     pub fn encode_payload(&self) -> (u32, Vec<u8>) {
+        self.encode_payload_with(|_, child| {
+            child.page().expect("children are written before parents")
+        })
+    }
+
+    /// Encodes the payload with `child_page(index, child)` as each child's
+    /// page (a branch's; a leaf never calls it), for writers that place
+    /// nodes in another file than their own pages say. Returns
+    /// (entry_count, payload).
+    pub fn encode_payload_with(
+        &self,
+        mut child_page: impl FnMut(usize, &Arc<Node>) -> u64,
+    ) -> (u32, Vec<u8>) {
         let mut out = Vec::with_capacity(self.encoded_payload_len());
         let count = match &self.body {
             NodeBody::Leaf(entries) => {
@@ -167,13 +180,11 @@ impl Node {
                 entries.len()
             }
             NodeBody::Branch { keys, children } => {
-                let child_page =
-                    |child: &Arc<Node>| child.page().expect("children are written before parents");
-                out.extend_from_slice(&child_page(&children[0]).to_le_bytes());
-                for (key, child) in keys.iter().zip(&children[1..]) {
+                out.extend_from_slice(&child_page(0, &children[0]).to_le_bytes());
+                for (index, (key, child)) in keys.iter().zip(&children[1..]).enumerate() {
                     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
                     out.extend_from_slice(key);
-                    out.extend_from_slice(&child_page(child).to_le_bytes());
+                    out.extend_from_slice(&child_page(index + 1, child).to_le_bytes());
                 }
                 keys.len()
             }

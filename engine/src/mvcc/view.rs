@@ -1,13 +1,17 @@
 //! Reads at a revision: the immutable [`ReadView`] and the range scan that
-//! views and transactions share.
+//! views and transactions share. The view's other reads live by noun:
+//! leases (`lease.rs`), watch history (`history.rs`), hashes (`hash.rs`),
+//! and writing it out as a tree file (`btree/copy.rs`).
 
 use super::history::HistoryChunk;
 use super::key::{decode_value, encode_key, prefix_of, revision_of, user_key_of, ValueRecord};
 use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
-use crate::btree::{Cursor, Entry, Node};
-use crate::error::MvccError;
+use crate::btree::{write_tree_copy, write_tree_copy_to, CommitMeta, Cursor, Entry, Node};
+use crate::error::{MvccError, StoreError};
+use crate::io::StorageFile;
+use std::path::Path;
 use std::sync::Arc;
 
 /// An immutable snapshot of the store; `Send + Sync`, read without locks.
@@ -76,6 +80,37 @@ impl ReadView {
     /// bytes, in tree order), lease records included. One full scan.
     pub fn hash(&self) -> u32 {
         super::hash::hash(&self.root)
+    }
+
+    /// Writes this view out as a new tree file at `path` (which must not
+    /// exist): only the nodes of this view, and one commit record with its
+    /// revision, compaction point and applied index, in the format
+    /// [`super::Store::open`] reads. Returns the file's size in bytes. The
+    /// primitive for backend snapshots and defrag; see `btree/copy.rs` (in
+    /// particular: not atomic across a crash, so write under a temporary
+    /// name and rename). Safe while the store persists.
+    pub fn write_tree_file(&self, path: &Path) -> Result<u64, StoreError> {
+        write_tree_copy(path, &self.root, self.commit_meta())
+    }
+
+    /// [`ReadView::write_tree_file`] into an open `file` (emptied first;
+    /// `path` names it in errors), without creating, fsyncing the directory
+    /// or cleaning up: for fault-injection tests and callers that manage
+    /// the file themselves.
+    pub fn write_tree_file_to(
+        &self,
+        file: &dyn StorageFile,
+        path: &Path,
+    ) -> Result<u64, StoreError> {
+        write_tree_copy_to(file, path, &self.root, self.commit_meta())
+    }
+
+    fn commit_meta(&self) -> CommitMeta {
+        CommitMeta {
+            applied_index: self.applied_index,
+            revision: self.revision,
+            compact_revision: self.compact_revision,
+        }
     }
 
     /// etcd's Range at `options.revision` (latest if <= 0).
