@@ -23,6 +23,8 @@ pub struct Config {
     /// `--auto-compaction-mode` + `--auto-compaction-retention`; `None`
     /// when the retention is 0 (etcd's default: off).
     pub auto_compaction: Option<AutoCompaction>,
+    /// etcd's `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -85,7 +87,10 @@ usage: keel [flags]
   --auto-compaction-retention R    auto compaction retention: periodic: a duration like \"5m\" or
                                    a bare number of hours; revision: revisions to keep
                                    (default \"0\", off)
-  --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1)
+  --experimental-watch-progress-notify-interval D
+                                   interval of periodic watch progress notifications (default 10m)
+  --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1,
+                                   at most 64)
   --config-file PATH               etcd's YAML configuration file; when given, other flags and
                                    ETCD_* environment variables are ignored (as etcd)
   --version                        print the version and exit
@@ -96,7 +101,7 @@ a flag on the command line wins over its variable.
 
 /// Every setting, by its etcd flag name (also its config-file key and, upper-cased
 /// with `_`, its `ETCD_*` variable).
-pub const SETTINGS: [&str; 13] = [
+pub const SETTINGS: [&str; 14] = [
     "name",
     "data-dir",
     "listen-client-urls",
@@ -110,6 +115,7 @@ pub const SETTINGS: [&str; 13] = [
     "auto-compaction-retention",
     "shard-cores",
     "config-file",
+    "experimental-watch-progress-notify-interval",
 ];
 
 /// One setting from the command line, the environment or the config file.
@@ -154,6 +160,7 @@ impl Config {
         let mut max_request_bytes = keel_net::MAX_REQUEST_BYTES_DEFAULT;
         let mut compaction_mode = COMPACTION_MODE_PERIODIC.to_string();
         let mut compaction_retention = "0".to_string();
+        let mut watch_progress_notify_interval = keel_net::watch::PROGRESS_NOTIFY_INTERVAL_DEFAULT;
 
         for (flag, setting) in settings {
             let value = || -> Result<String, ConfigError> { Ok(setting.clone()) };
@@ -166,7 +173,18 @@ impl Config {
                 "initial-advertise-peer-urls" => advertise_peer = split_urls(&value()?),
                 "initial-cluster-token" => token = value()?,
                 "max-txn-ops" => max_txn_ops = parse_number(&flag, &value()?, 1, 1 << 20)?,
-                "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 256)?,
+                "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 64)?,
+                "experimental-watch-progress-notify-interval" => {
+                    let text = value()?;
+                    watch_progress_notify_interval = parse_go_duration(&text)
+                        .ok()
+                        .filter(|interval| !interval.is_zero())
+                        .ok_or_else(|| ConfigError::BadValue {
+                            flag: flag.clone(),
+                            value: text.clone(),
+                            reason: "invalid duration".into(),
+                        })?;
+                }
                 "config-file" => {} // handled by from_sources
                 "auto-compaction-mode" => {
                     compaction_mode = value()?;
@@ -214,6 +232,7 @@ impl Config {
             shard_cores,
             max_request_bytes,
             max_txn_ops,
+            watch_progress_notify_interval,
         })
     }
 

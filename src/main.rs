@@ -73,6 +73,7 @@ fn main() {
         listen: config.listen_addrs(),
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
+        watch_progress_notify_interval: config.watch_progress_notify_interval,
         member: MemberConfig {
             name: config.name.clone(),
             peer_urls: config.initial_advertise_peer_urls.clone(),

@@ -15,11 +15,14 @@ pub mod grpc;
 pub mod health;
 pub mod io_compat;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod server;
 pub mod shard;
 pub mod status;
+pub mod stream;
 pub mod txn;
+pub mod watch;
 
 use std::net::SocketAddr;
 
@@ -39,6 +42,8 @@ pub struct ServeConfig {
     /// etcd's `--max-txn-ops`.
     pub max_txn_ops: usize,
     pub member: MemberConfig,
+    /// etcd's `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval: std::time::Duration,
 }
 
 /// This member as MemberList shows it.

@@ -15,8 +15,9 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue};
 use keel_engine::StoreReader;
 use keel_proto::etcdserverpb::{
-    AlarmRequest, CompactionRequest, DeleteRangeRequest, MemberListRequest, PutRequest,
-    RangeRequest, StatusRequest, TxnRequest,
+    AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseLeasesRequest,
+    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberListRequest, PutRequest, RangeRequest,
+    StatusRequest, TxnRequest,
 };
 use keel_proto::health::HealthCheckRequest;
 use keel_proto::methods;
@@ -28,7 +29,7 @@ use crate::io_compat::TokioIo;
 use crate::shard::Shard;
 use crate::status::unknown_method;
 use crate::ServeConfig;
-use crate::{cluster, health, kv, maintenance, txn};
+use crate::{cluster, health, kv, lease, maintenance, txn};
 
 /// Streams one HTTP/2 connection may have open at once.
 pub const CONNECTION_STREAMS_MAX: u32 = 1024;
@@ -75,12 +76,19 @@ pub async fn run_shard(
         to_raft,
     ));
     bound(Ok(()));
+    let catch_up = {
+        let shard = shard.clone();
+        glommio::spawn_local(async move { shard.watches.run_catch_up().await })
+    };
+    let progress = glommio::spawn_local(progress_notifier(shard.clone()));
     let accepts: Vec<_> = listeners
         .into_iter()
         .map(|listener| glommio::spawn_local(accept_loop(listener, shard.clone())))
         .collect();
     shard.run_replies(from_raft).await;
     drop(accepts);
+    drop(catch_up);
+    drop(progress);
 }
 
 /// Listen backlog per shard core's listener.
@@ -138,12 +146,27 @@ async fn serve_connection(stream: TcpStream, shard: Rc<Shard>) {
     }
 }
 
+/// Sends etcd's periodic progress notifications to the watchers that asked.
+async fn progress_notifier(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(shard.config.watch_progress_notify_interval).await;
+        shard.watches.notify_progress();
+    }
+}
+
 async fn serve_call(
     request: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     shard: Rc<Shard>,
 ) {
     let (parts, body) = request.into_parts();
+    match parts.uri.path() {
+        methods::WATCH_WATCH => return crate::watch::serve_watch(shard, body, respond).await,
+        methods::LEASE_KEEP_ALIVE => {
+            return crate::lease::serve_keep_alive(shard, body, respond).await
+        }
+        _ => {}
+    }
     let limit = shard.config.recv_limit_bytes();
     let message = match read_message(body, limit).await {
         Ok(Some(message)) => message,
@@ -215,6 +238,22 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         methods::MAINTENANCE_ALARM => {
             let request = decode::<AlarmRequest>(message)?;
             Ok(grpc::frame(&maintenance::alarm(shard, request)?))
+        }
+        methods::LEASE_GRANT => {
+            let request = decode::<LeaseGrantRequest>(message)?;
+            Ok(grpc::frame(&lease::grant(shard, request).await?))
+        }
+        methods::LEASE_REVOKE => {
+            let request = decode::<LeaseRevokeRequest>(message)?;
+            Ok(grpc::frame(&lease::revoke(shard, request).await?))
+        }
+        methods::LEASE_TIME_TO_LIVE => {
+            let request = decode::<LeaseTimeToLiveRequest>(message)?;
+            Ok(grpc::frame(&lease::time_to_live(shard, request).await?))
+        }
+        methods::LEASE_LEASES => {
+            let request = decode::<LeaseLeasesRequest>(message)?;
+            Ok(grpc::frame(&lease::leases(shard, request).await?))
         }
         methods::CLUSTER_MEMBER_LIST => {
             let request = decode::<MemberListRequest>(message)?;

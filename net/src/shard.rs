@@ -14,9 +14,12 @@ use glommio::sync::Semaphore;
 use keel_engine::StoreReader;
 use keel_proto::keelpb::internal_request::Request;
 use keel_raft_shim::message::SHARD_INFLIGHT_MAX;
-use keel_raft_shim::{FromRaft, RaftStatus, Response, ShardId, ToRaft, Token};
+use keel_raft_shim::{
+    FromRaft, LeaseAnswer, LeaseQuery, RaftStatus, Response, ShardId, ToRaft, Token,
+};
 
 use crate::status::RequestError;
+use crate::watch::WatchHub;
 use crate::ServeConfig;
 
 pub struct Shard {
@@ -24,6 +27,7 @@ pub struct Shard {
     pub reader: StoreReader,
     pub status: Arc<RaftStatus>,
     pub config: ServeConfig,
+    pub watches: WatchHub,
     to_raft: ConnectedSender<ToRaft>,
     waiters: RefCell<HashMap<Token, oneshot::Sender<FromRaft>>>,
     next_token: Cell<Token>,
@@ -38,11 +42,13 @@ impl Shard {
         config: ServeConfig,
         to_raft: ConnectedSender<ToRaft>,
     ) -> Shard {
+        let watches = WatchHub::new(id, reader.clone(), status.clone(), config.max_request_bytes);
         Shard {
             id,
             reader,
             status,
             config,
+            watches,
             to_raft,
             waiters: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
@@ -61,7 +67,7 @@ impl Shard {
             .await?
         {
             FromRaft::Applied { result, .. } => result.map_err(RequestError::Apply),
-            FromRaft::ReadIndexReady { .. } => unreachable!("a proposal is answered by Applied"),
+            _ => unreachable!("a proposal is answered by Applied"),
         }
     }
 
@@ -71,6 +77,21 @@ impl Shard {
         self.call(|shard, token| ToRaft::ReadIndex { shard, token })
             .await
             .map(|_| ())
+    }
+
+    /// Asks the raft core's lease table (keep-alive, time-to-live, list).
+    pub async fn lease_query(&self, query: LeaseQuery) -> Result<LeaseAnswer, RequestError> {
+        match self
+            .call(|shard, token| ToRaft::Lease {
+                shard,
+                token,
+                query,
+            })
+            .await?
+        {
+            FromRaft::Lease { answer, .. } => Ok(answer),
+            _ => unreachable!("a lease query is answered by Lease"),
+        }
     }
 
     async fn call(
@@ -97,7 +118,13 @@ impl Shard {
     pub async fn run_replies(self: Rc<Self>, from_raft: ConnectedReceiver<FromRaft>) {
         while let Some(reply) = from_raft.recv().await {
             let token = match &reply {
-                FromRaft::Applied { token, .. } | FromRaft::ReadIndexReady { token } => *token,
+                FromRaft::Applied { token, .. }
+                | FromRaft::ReadIndexReady { token }
+                | FromRaft::Lease { token, .. } => *token,
+                FromRaft::Events(batch) => {
+                    self.watches.on_events(batch);
+                    continue;
+                }
             };
             if let Some(waiter) = self.waiters.borrow_mut().remove(&token) {
                 // The client may have gone; the write is applied regardless.

@@ -20,6 +20,10 @@ pub enum RequestError {
     DuplicateKey,
     /// An empty op in a txn (etcd's answer to it).
     KeyNotFound,
+    /// A lease grant's TTL is over etcd's maximum.
+    LeaseTtlTooLarge,
+    /// A lease the request names does not exist.
+    LeaseNotFound,
     /// A request keel does not serve yet.
     Unsupported,
     Mvcc(MvccError),
@@ -60,6 +64,13 @@ pub fn to_status(error: &RequestError) -> Status {
             Code::OutOfRange,
             "etcdserver: mvcc: required revision is a future revision",
         ),
+        RequestError::LeaseTtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
+        RequestError::LeaseNotFound | RequestError::Apply(ApplyError::LeaseNotFound) => {
+            (Code::NotFound, "etcdserver: requested lease not found")
+        }
+        RequestError::Apply(ApplyError::LeaseExists) => {
+            (Code::FailedPrecondition, "etcdserver: lease already exists")
+        }
         RequestError::Apply(ApplyError::Unsupported) | RequestError::Unsupported => {
             (Code::Unimplemented, "keel: request kind not supported yet")
         }

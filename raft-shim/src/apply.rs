@@ -6,22 +6,51 @@
 //! Put, DeleteRange and Txn share the op code in [`crate::txn`]; a
 //! Compaction runs on the write batch itself ([`apply_compaction`]).
 
-use keel_engine::{Event, EventKind, Txn, WriteBatch};
-use keel_proto::etcdserverpb::{CompactionRequest, CompactionResponse};
+use std::time::Instant;
+
+use keel_engine::{Event, EventKind, WriteBatch};
+use keel_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse,
+};
 use keel_proto::keelpb::internal_request::Request;
 
+use crate::lease::Lessor;
 use crate::message::{ApplyError, Response};
-use crate::txn::{apply_delete_range, apply_put, apply_txn};
+use crate::txn::{apply_delete_range, apply_put, apply_txn, LeasedTxn};
 
 /// Applies one request in `txn`, the store's revision being
 /// `revision_before`. Returns the response (its header's cluster fields are
 /// filled by the caller) and the txn's events; a request that fails changes
 /// nothing.
 pub fn apply_request(
-    mut txn: Txn<'_>,
+    batch: &mut WriteBatch<'_>,
+    leases: &mut Lessor,
+    request: Request,
+    revision_before: i64,
+    now: Instant,
+) -> (Result<Response, ApplyError>, Vec<Event>) {
+    let (result, events) = match request {
+        Request::Compaction(compaction) => (apply_compaction(batch, &compaction), Vec::new()),
+        Request::LeaseGrant(grant) => (apply_lease_grant(batch, leases, &grant, now), Vec::new()),
+        Request::LeaseRevoke(revoke) => apply_lease_revoke(batch, leases, &revoke),
+        request => apply_kv(batch, leases, request, revision_before),
+    };
+    leases.track(&events);
+    (result, events)
+}
+
+/// Put, DeleteRange and Txn: one MVCC txn.
+fn apply_kv(
+    batch: &mut WriteBatch<'_>,
+    leases: &Lessor,
     request: Request,
     revision_before: i64,
 ) -> (Result<Response, ApplyError>, Vec<Event>) {
+    let mut txn = LeasedTxn {
+        txn: batch.txn(),
+        leases,
+    };
     let result = match request {
         Request::Put(put) => apply_put(&mut txn, &put).map(Response::Put),
         Request::DeleteRange(delete) => {
@@ -30,13 +59,55 @@ pub fn apply_request(
         Request::Txn(request) => apply_txn(&mut txn, &request, revision_before).map(Response::Txn),
         _ => Err(ApplyError::Unsupported),
     };
-    (result, txn.end())
+    (result, txn.txn.end())
+}
+
+/// etcd's LeaseGrant at apply: the id was chosen before proposing, the TTL
+/// raised to the minimum; the record is stored with the batch.
+fn apply_lease_grant(
+    batch: &mut WriteBatch<'_>,
+    leases: &mut Lessor,
+    grant: &LeaseGrantRequest,
+    now: Instant,
+) -> Result<Response, ApplyError> {
+    if leases.contains(grant.id) {
+        return Err(ApplyError::LeaseExists);
+    }
+    let ttl_seconds = leases.granted_ttl(grant.ttl);
+    batch.put_lease(grant.id, ttl_seconds);
+    leases.grant(grant.id, ttl_seconds, now);
+    Ok(Response::LeaseGrant(LeaseGrantResponse {
+        id: grant.id,
+        ttl: ttl_seconds,
+        ..LeaseGrantResponse::default()
+    }))
+}
+
+/// etcd's LeaseRevoke: the lease's keys are deleted in one revision.
+fn apply_lease_revoke(
+    batch: &mut WriteBatch<'_>,
+    leases: &mut Lessor,
+    revoke: &LeaseRevokeRequest,
+) -> (Result<Response, ApplyError>, Vec<Event>) {
+    let Some(keys) = leases.revoke(revoke.id) else {
+        return (Err(ApplyError::LeaseNotFound), Vec::new());
+    };
+    batch.delete_lease(revoke.id);
+    let mut txn = batch.txn();
+    for key in &keys {
+        txn.delete_range(key, &[]);
+    }
+    let events = txn.end();
+    (
+        Ok(Response::LeaseRevoke(LeaseRevokeResponse::default())),
+        events,
+    )
 }
 
 /// Applies etcd's Compact in `batch` (it does not change the revision).
 /// Compaction is synchronous here, so the answer means "physically done"
 /// whether or not `physical` was asked.
-pub fn apply_compaction(
+fn apply_compaction(
     batch: &mut WriteBatch<'_>,
     request: &CompactionRequest,
 ) -> Result<Response, ApplyError> {

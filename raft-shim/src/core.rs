@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use keel_engine::{Store, StoreOptions, StoreReader, Wal, WalOptions};
-use keel_proto::etcdserverpb::CompactionRequest;
+use keel_engine::{Event, RangeOptions, Store, StoreOptions, StoreReader, Wal, WalOptions};
 use keel_proto::etcdserverpb::ResponseHeader;
+use keel_proto::etcdserverpb::{CompactionRequest, LeaseRevokeRequest};
 use keel_proto::keelpb::internal_request::Request;
 use keel_proto::keelpb::InternalRequest;
 use prost::Message;
@@ -27,11 +27,12 @@ use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
-use crate::apply::{apply_compaction, apply_request, revision_after};
+use crate::apply::{apply_request, revision_after};
 use crate::compactor::{AutoCompaction, AutoCompactor};
+use crate::lease::{Lessor, EXPIRED_REVOKES_PER_TICK_MAX};
 use crate::message::{
-    ApplyError, FromRaft, Response, ShardId, ToRaft, Token, PROPOSAL_BATCH_BYTES_MAX,
-    PROPOSAL_BATCH_MAX, PROPOSAL_QUEUE_MAX,
+    ApplyError, EventBatch, FromRaft, LeaseAnswer, LeaseQuery, ShardId, ToRaft, Token,
+    PROPOSAL_BATCH_BYTES_MAX, PROPOSAL_BATCH_MAX, PROPOSAL_QUEUE_MAX,
 };
 use crate::wal_codec::{self, RECORD_ENTRY, RECORD_HARD_STATE};
 
@@ -41,6 +42,9 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 pub const ELECTION_TICKS: usize = 10;
 /// Ticks between leader heartbeats.
 pub const HEARTBEAT_TICKS: usize = 1;
+/// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to seconds.
+pub const LEASE_TTL_MIN_SECONDS: i64 =
+    ((3 * ELECTION_TICKS as u64 * TICK_INTERVAL.as_millis() as u64 / 2).div_ceil(1000)) as i64;
 /// Raft log entries kept in memory behind the applied index.
 pub const LOG_ENTRIES_KEPT_MAX: u64 = 10_000;
 
@@ -67,6 +71,9 @@ pub struct RaftStatus {
     pub db_size_bytes: AtomicU64,
     pub member_id: u64,
     pub cluster_id: u64,
+    /// Bit `s` is set while shard core `s` has watchers: the raft core
+    /// sends applied events only to those cores.
+    pub watching_shards: AtomicU64,
 }
 
 impl RaftStatus {
@@ -153,6 +160,9 @@ pub struct RaftCore {
     next_read_context: u64,
     entry_buffer: Vec<u8>,
     auto_compactor: Option<AutoCompactor>,
+    leases: Lessor,
+    /// The next id for a grant that asks the server to pick one.
+    next_lease_id: i64,
 }
 
 impl RaftCore {
@@ -268,6 +278,7 @@ impl RaftCore {
             .store(store.file_size_bytes(), Ordering::Relaxed);
         let reader = store.reader();
         let revision = store.revision();
+        let leases = open_leases(&store);
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -287,6 +298,8 @@ impl RaftCore {
             reads_waiting_apply: Vec::new(),
             next_read_context: 1,
             entry_buffer: Vec::new(),
+            leases,
+            next_lease_id: first_lease_id(config.member_id),
             auto_compactor: config
                 .auto_compaction
                 .map(|mode| AutoCompactor::new(mode, Instant::now())),
@@ -342,6 +355,7 @@ impl RaftCore {
                 self.node.tick();
                 next_tick = Instant::now() + TICK_INTERVAL;
                 self.auto_compact();
+                self.revoke_expired();
             }
             self.on_ready(&replies).await;
             self.maintain_backend();
@@ -379,8 +393,13 @@ impl RaftCore {
                 ToRaft::Propose {
                     shard,
                     token,
-                    request,
+                    mut request,
                 } => {
+                    if let Request::LeaseGrant(grant) = &mut request {
+                        if grant.id == 0 {
+                            grant.id = self.pick_lease_id();
+                        }
+                    }
                     let id = self.next_proposal_id;
                     self.next_proposal_id += 1;
                     let internal = InternalRequest {
@@ -412,6 +431,14 @@ impl RaftCore {
                     }
                 }
                 ToRaft::ReadIndex { shard, token } => self.reads_unsent.push((shard, token)),
+                ToRaft::Lease {
+                    shard,
+                    token,
+                    query,
+                } => {
+                    let answer = self.answer_lease(query);
+                    send_reply(replies, shard, FromRaft::Lease { token, answer }).await;
+                }
             }
         }
         if !self.reads_unsent.is_empty() {
@@ -489,6 +516,52 @@ impl RaftCore {
         self.reads_after_apply(replies).await;
     }
 
+    /// Answers a lease question from the table in memory.
+    fn answer_lease(&mut self, query: LeaseQuery) -> LeaseAnswer {
+        let now = Instant::now();
+        match query {
+            LeaseQuery::Renew { id } => LeaseAnswer::Renewed(self.leases.renew(id, now)),
+            LeaseQuery::TimeToLive { id, keys } => {
+                LeaseAnswer::TimeToLive(self.leases.time_to_live(id, keys, now))
+            }
+            LeaseQuery::List => LeaseAnswer::List(self.leases.ids()),
+        }
+    }
+
+    /// An id for a grant that left it to the server (etcd's `reqIDGen`:
+    /// member bits, then time and a counter), positive and not in use.
+    fn pick_lease_id(&mut self) -> i64 {
+        loop {
+            let id = self.next_lease_id & i64::MAX;
+            self.next_lease_id = self.next_lease_id.wrapping_add(1);
+            if id != 0 && !self.leases.contains(id) {
+                return id;
+            }
+        }
+    }
+
+    /// The leader proposes a revoke for every expired lease (a bounded
+    /// number per tick), as etcd's lessor does; nobody waits for them.
+    fn revoke_expired(&mut self) {
+        if self.node.raft.state != StateRole::Leader {
+            return;
+        }
+        for lease_id in self
+            .leases
+            .expired(Instant::now(), EXPIRED_REVOKES_PER_TICK_MAX)
+        {
+            let id = self.next_proposal_id;
+            self.next_proposal_id += 1;
+            let internal = InternalRequest {
+                id,
+                request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id: lease_id })),
+            };
+            if let Err(error) = self.node.propose(Vec::new(), internal.encode_to_vec()) {
+                eprintln!("keel: warning: revoke of expired lease {lease_id:x} dropped: {error}");
+            }
+        }
+    }
+
     /// Proposes a compaction when the auto-compaction schedule says one is
     /// due, through raft like a client's Compact, as etcd's leader does. An
     /// outcome nobody waits for: a `Compacted` error (a client compacted
@@ -558,7 +631,10 @@ impl RaftCore {
         let Some(last) = entries.last() else { return };
         let last_index = last.index;
         let term = self.status.term.load(Ordering::Relaxed);
+        let now = Instant::now();
         let mut answers: Vec<(ShardId, FromRaft)> = Vec::new();
+        let watching = self.status.watching_shards.load(Ordering::Acquire);
+        let mut watched_events: Vec<Event> = Vec::new();
         let mut revision = self.revision;
         {
             let mut batch = self.store.write_batch();
@@ -577,15 +653,16 @@ impl RaftCore {
                 let Some(request) = internal.request else {
                     continue;
                 };
-                let (mut result, events) = match request {
-                    Request::Compaction(compaction) => {
-                        (apply_compaction(&mut batch, &compaction), Vec::new())
-                    }
-                    request => apply_request(batch.txn(), request, revision),
-                };
+                let (mut result, events) =
+                    apply_request(&mut batch, &mut self.leases, request, revision, now);
                 revision = revision_after(revision, &events);
+                if watching != 0 {
+                    watched_events.extend(events);
+                }
                 if let Ok(response) = &mut result {
-                    set_header(response, self.status.header(revision), term);
+                    let mut header = self.status.header(revision);
+                    header.raft_term = term;
+                    response.set_header(header);
                 }
                 if let Some((shard, token)) = waiter {
                     answers.push((shard, FromRaft::Applied { token, result }));
@@ -593,6 +670,7 @@ impl RaftCore {
             }
             batch.commit(last_index);
         }
+        let previous_revision = self.revision;
         self.revision = revision;
         self.applied_index = last_index;
         // Committed before applied, so a reader never sees raft_index behind.
@@ -602,6 +680,20 @@ impl RaftCore {
         self.status
             .applied_index
             .store(last_index, Ordering::Release);
+        if !watched_events.is_empty() {
+            // Before the replies: a client that saw its write acknowledged
+            // by this core finds the core's watchers already past it.
+            let batch = Arc::new(EventBatch {
+                previous_revision,
+                revision,
+                events: watched_events,
+            });
+            for shard in 0..replies.len().min(u64::BITS as usize) {
+                if watching & (1 << shard) != 0 {
+                    send_reply(replies, shard, FromRaft::Events(batch.clone())).await;
+                }
+            }
+        }
         for (shard, answer) in answers {
             send_reply(replies, shard, answer).await;
         }
@@ -633,14 +725,38 @@ impl RaftCore {
     }
 }
 
-fn set_header(response: &mut Response, mut header: ResponseHeader, term: u64) {
-    header.raft_term = term;
-    match response {
-        Response::Put(r) => r.header = Some(header),
-        Response::DeleteRange(r) => r.header = Some(header),
-        Response::Txn(r) => r.header = Some(header),
-        Response::Compaction(r) => r.header = Some(header),
+/// The lease table as the backend holds it: every lease with its whole
+/// TTL from now, and the live keys attached to each (read from the keys'
+/// own lease field, so attachments are never stored twice).
+fn open_leases(store: &Store) -> Lessor {
+    let mut leases = Lessor::new(&store.leases(), LEASE_TTL_MIN_SECONDS, Instant::now());
+    if leases.is_empty() {
+        return leases;
     }
+    let every_key = RangeOptions {
+        key: &[0],
+        range_end: &[0],
+        keys_only: true,
+        ..RangeOptions::default()
+    };
+    if let Ok(result) = store.reader().view().range(&every_key) {
+        for kv in result.kvs.iter().filter(|kv| kv.lease != 0) {
+            leases.attach(kv.lease, &kv.key);
+        }
+    }
+    leases
+}
+
+/// The first server-picked lease id: the member id's low 16 bits, then
+/// milliseconds since the epoch (40 bits) and an 8-bit counter, as etcd's
+/// id generator lays them out.
+fn first_lease_id(member_id: u64) -> i64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    let id = ((member_id & 0xffff) << 48) | ((millis & 0xff_ffff_ffff) << 8);
+    (id & i64::MAX as u64) as i64
 }
 
 async fn send_reply(replies: &[ConnectedSender<FromRaft>], shard: ShardId, message: FromRaft) {

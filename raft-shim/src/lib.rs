@@ -17,6 +17,7 @@ pub mod apply;
 pub mod compactor;
 pub mod convert;
 pub mod core;
+pub mod lease;
 pub mod message;
 pub mod range;
 pub mod txn;
@@ -24,4 +25,6 @@ pub mod wal_codec;
 
 pub use crate::compactor::{AutoCompaction, AutoCompactor};
 pub use crate::core::{OpenError, RaftConfig, RaftCore, RaftStatus};
-pub use crate::message::{ApplyError, FromRaft, Response, ShardId, ToRaft, Token};
+pub use crate::message::{
+    ApplyError, EventBatch, FromRaft, LeaseAnswer, LeaseQuery, Response, ShardId, ToRaft, Token,
+};

@@ -3,10 +3,15 @@
 //! Every queue that carries these is bounded (see the limits below); a full
 //! queue makes the sender wait, so memory never grows with load.
 
-use keel_engine::MvccError;
+use std::sync::Arc;
+
+use keel_engine::{Event, MvccError};
 use keel_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    ResponseHeader, TxnResponse,
 };
+
+use crate::lease::LeaseInfo;
 use keel_proto::keelpb::internal_request::Request;
 
 /// Capacity of each shard core -> raft core queue.
@@ -40,6 +45,35 @@ pub enum ToRaft {
     },
     /// Linearizable read barrier: answer once the read index is applied.
     ReadIndex { shard: ShardId, token: Token },
+    /// A lease question answered from the raft core's memory, without raft.
+    Lease {
+        shard: ShardId,
+        token: Token,
+        query: LeaseQuery,
+    },
+}
+
+/// What a shard core asks of the lease table.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseQuery {
+    /// A keep-alive.
+    Renew {
+        id: i64,
+    },
+    TimeToLive {
+        id: i64,
+        keys: bool,
+    },
+    List,
+}
+
+/// The lease table's answer.
+#[derive(Debug)]
+pub enum LeaseAnswer {
+    /// The renewed TTL; `None` if the lease is missing or expired.
+    Renewed(Option<i64>),
+    TimeToLive(Option<LeaseInfo>),
+    List(Vec<i64>),
 }
 
 /// A message from the raft core back to the shard core that asked.
@@ -52,6 +86,24 @@ pub enum FromRaft {
     ReadIndexReady {
         token: Token,
     },
+    Lease {
+        token: Token,
+        answer: LeaseAnswer,
+    },
+    /// Everything one apply cycle changed, for the core's watchers. Sent
+    /// only to cores that have watchers (`RaftStatus::watching_shards`),
+    /// and before that cycle's replies.
+    Events(Arc<EventBatch>),
+}
+
+/// The events of one apply cycle, in revision order.
+#[derive(Debug)]
+pub struct EventBatch {
+    /// The store's revision before the cycle.
+    pub previous_revision: i64,
+    /// The store's revision after it (> `previous_revision`).
+    pub revision: i64,
+    pub events: Vec<Event>,
 }
 
 /// The applied result of one proposal, as the client will see it.
@@ -61,6 +113,8 @@ pub enum Response {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
 }
 
 impl Response {
@@ -70,7 +124,21 @@ impl Response {
             Response::DeleteRange(r) => r.header.as_ref(),
             Response::Txn(r) => r.header.as_ref(),
             Response::Compaction(r) => r.header.as_ref(),
+            Response::LeaseGrant(r) => r.header.as_ref(),
+            Response::LeaseRevoke(r) => r.header.as_ref(),
         }
+    }
+
+    pub fn set_header(&mut self, header: ResponseHeader) {
+        let slot = match self {
+            Response::Put(r) => &mut r.header,
+            Response::DeleteRange(r) => &mut r.header,
+            Response::Txn(r) => &mut r.header,
+            Response::Compaction(r) => &mut r.header,
+            Response::LeaseGrant(r) => &mut r.header,
+            Response::LeaseRevoke(r) => &mut r.header,
+        };
+        *slot = Some(header);
     }
 }
 
@@ -87,6 +155,10 @@ pub enum ApplyError {
     ProposalDropped,
     /// A put with `ignore_value` or `ignore_lease` names a missing key.
     KeyNotFound,
+    /// A put names a lease that does not exist, or a revoke does.
+    LeaseNotFound,
+    /// A grant names an id already granted.
+    LeaseExists,
     /// A range inside a txn asks for a compacted or future revision, or a
     /// compaction names one.
     Mvcc(MvccError),

@@ -22,6 +22,7 @@ use keel_proto::etcdserverpb::{
 };
 
 use crate::convert::{to_proto_kv, to_proto_kvs};
+use crate::lease::Lessor;
 use crate::message::ApplyError;
 use crate::range::range_request;
 
@@ -33,6 +34,31 @@ pub trait KvTxn {
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue>;
     /// Deletes the range and returns the deleted kvs.
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue>;
+    /// Whether a put may name lease `id` (etcd's `lessor.Lookup`).
+    fn lease_exists(&self, _id: i64) -> bool {
+        true
+    }
+}
+
+/// A store txn that checks lease ids against the lease table.
+pub struct LeasedTxn<'t, 'l> {
+    pub txn: Txn<'t>,
+    pub leases: &'l Lessor,
+}
+
+impl KvTxn for LeasedTxn<'_, '_> {
+    fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        self.txn.range(options)
+    }
+    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+        self.txn.put(key, value, lease)
+    }
+    fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+        self.txn.delete_range(key, range_end)
+    }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.leases.contains(id)
+    }
 }
 
 impl KvTxn for Txn<'_> {
@@ -118,8 +144,9 @@ pub fn apply_put<T: KvTxn>(kv: &mut T, put: &PutRequest) -> Result<PutResponse, 
         Some(previous) if put.ignore_lease => previous.lease,
         _ => put.lease,
     };
-    // etcd stores the lease id as given; checking it against the lease table
-    // arrives with leases.
+    if lease != 0 && !kv.lease_exists(lease) {
+        return Err(ApplyError::LeaseNotFound);
+    }
     let prev_kv = kv.put(&put.key, value, lease);
     Ok(PutResponse {
         header: None,
@@ -249,6 +276,9 @@ fn check_chosen<T: KvTxn>(
                 if (put.ignore_value || put.ignore_lease) && get(kv, &put.key).is_none() =>
             {
                 return Err(ApplyError::KeyNotFound);
+            }
+            Some(Op::RequestPut(put)) if put.lease != 0 && !kv.lease_exists(put.lease) => {
+                return Err(ApplyError::LeaseNotFound);
             }
             Some(Op::RequestRange(range)) if range.revision != 0 => {
                 if range.revision < 0 {
