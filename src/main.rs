@@ -74,6 +74,7 @@ fn main() {
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
         watch_progress_notify_interval: config.watch_progress_notify_interval,
+        snapshot_dir: config.data_dir.join("member").join("snap"),
         member: MemberConfig {
             name: config.name.clone(),
             peer_urls: config.initial_advertise_peer_urls.clone(),

@@ -49,6 +49,14 @@ fn put_get_delete_follow_etcd_revisions() {
         );
 
         // The lease id is stored with the key.
+        // Leases are checked at apply, as etcd: grant it first (no revision).
+        client
+            .lease_grant(
+                60,
+                Some(etcd_client::LeaseGrantOptions::new().with_id(0x1234)),
+            )
+            .await
+            .unwrap();
         client
             .put("leased", "v", Some(PutOptions::new().with_lease(0x1234)))
             .await

@@ -28,6 +28,11 @@ fn every_compare_target_and_result() {
         let mut client = client(&keel.endpoint()).await;
         // rev 2: a=10 (create 2, mod 2, version 1); rev 3: a=20 (mod 3, version 2)
         client.put("a", "10", None).await.unwrap();
+        // Leases are checked at apply, as etcd: grant it first (no revision).
+        client
+            .lease_grant(60, Some(etcd_client::LeaseGrantOptions::new().with_id(7)))
+            .await
+            .unwrap();
         client
             .put("a", "20", Some(PutOptions::new().with_lease(7)))
             .await
@@ -402,6 +407,11 @@ fn ignore_value_and_ignore_lease_keep_the_previous_ones() {
     let keel = Keel::start("txn-ignore");
     runtime().block_on(async {
         let mut client = client(&keel.endpoint()).await;
+        // Leases are checked at apply, as etcd: grant it first (no revision).
+        client
+            .lease_grant(60, Some(etcd_client::LeaseGrantOptions::new().with_id(42)))
+            .await
+            .unwrap();
         client
             .put("k", "old", Some(PutOptions::new().with_lease(42)))
             .await
@@ -412,6 +422,11 @@ fn ignore_value_and_ignore_lease_keep_the_previous_ones() {
             .unwrap();
         let kv = client.get("k", None).await.unwrap().kvs()[0].clone();
         assert_eq!((kv.value(), kv.lease(), kv.version()), (&b"old"[..], 0, 2));
+        // Leases are checked at apply, as etcd: grant it first (no revision).
+        client
+            .lease_grant(60, Some(etcd_client::LeaseGrantOptions::new().with_id(9)))
+            .await
+            .unwrap();
         client
             .put("k", "new", Some(PutOptions::new().with_lease(9)))
             .await

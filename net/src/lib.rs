@@ -19,6 +19,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod server;
 pub mod shard;
+pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod txn;
@@ -42,6 +43,9 @@ pub struct ServeConfig {
     /// etcd's `--max-txn-ops`.
     pub max_txn_ops: usize,
     pub member: MemberConfig,
+    /// Where Maintenance.Snapshot writes its temporary copy of the backend
+    /// (`<data-dir>/member/snap`).
+    pub snapshot_dir: std::path::PathBuf,
     /// etcd's `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval: std::time::Duration,
 }

@@ -4,7 +4,14 @@
 use std::sync::atomic::Ordering;
 
 use keel_proto::etcdserverpb::alarm_request::AlarmAction;
-use keel_proto::etcdserverpb::{AlarmRequest, AlarmResponse, StatusRequest, StatusResponse};
+use keel_proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, AlarmType, HashKvRequest, HashKvResponse, HashRequest,
+    HashResponse, MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+};
+use keel_proto::keelpb::internal_request::Request;
+use keel_raft_shim::Response;
+
+use crate::kv::propose;
 
 use crate::shard::Shard;
 use crate::status::RequestError;
@@ -25,7 +32,17 @@ pub fn status(shard: &Shard, _request: StatusRequest) -> StatusResponse {
         raft_index: raft.committed_index.load(Ordering::Relaxed),
         raft_term: raft.term.load(Ordering::Relaxed),
         raft_applied_index: raft.applied_index.load(Ordering::Relaxed),
-        errors: Vec::new(),
+        errors: raft
+            .alarms
+            .load()
+            .iter()
+            .map(|alarm| {
+                let kind = AlarmType::try_from(alarm.alarm)
+                    .map(|kind| kind.as_str_name())
+                    .unwrap_or("UNKNOWN");
+                format!("memberID:{} alarm:{kind} ", alarm.member_id)
+            })
+            .collect(),
         // The backend does not count its free pages yet: report the whole
         // file as in use (etcd's value is at most db_size too).
         db_size_in_use: db_size_bytes,
@@ -34,14 +51,59 @@ pub fn status(shard: &Shard, _request: StatusRequest) -> StatusResponse {
     }
 }
 
-/// No alarm is ever raised yet (no space quota, no corruption check), so
-/// GET and DEACTIVATE answer an empty list; raising one is not supported.
-pub fn alarm(shard: &Shard, request: AlarmRequest) -> Result<AlarmResponse, RequestError> {
+/// etcd's Alarm: GET answers from the published list; ACTIVATE and
+/// DEACTIVATE go through raft.
+pub async fn alarm(shard: &Shard, request: AlarmRequest) -> Result<AlarmResponse, RequestError> {
     match AlarmAction::try_from(request.action) {
-        Ok(AlarmAction::Get) | Ok(AlarmAction::Deactivate) => Ok(AlarmResponse {
+        Ok(AlarmAction::Get) => Ok(AlarmResponse {
             header: Some(shard.status.header(shard.reader.view().revision())),
-            alarms: Vec::new(),
+            alarms: shard.status.alarms.load().to_vec(),
         }),
-        Ok(AlarmAction::Activate) | Err(_) => Err(RequestError::Unsupported),
+        Ok(AlarmAction::Activate) | Ok(AlarmAction::Deactivate) => {
+            match propose(shard, Request::Alarm(request)).await? {
+                Response::Alarm(response) => Ok(response),
+                other => unreachable!("an alarm is answered by an alarm response, got {other:?}"),
+            }
+        }
+        Err(_) => Err(RequestError::Unsupported),
     }
+}
+
+/// etcd's Hash: of the whole backend at the current view.
+pub fn hash(shard: &Shard, _request: HashRequest) -> HashResponse {
+    let view = shard.reader.view();
+    HashResponse {
+        header: Some(shard.status.header(view.revision())),
+        hash: view.hash(),
+    }
+}
+
+/// etcd's HashKV: of the MVCC history up to a revision (0 = current).
+pub fn hash_kv(shard: &Shard, request: HashKvRequest) -> Result<HashKvResponse, RequestError> {
+    let view = shard.reader.view();
+    let (hash, compact_revision) = view.hash_kv(request.revision).map_err(RequestError::Mvcc)?;
+    Ok(HashKvResponse {
+        header: Some(shard.status.header(view.revision())),
+        hash,
+        compact_revision,
+        hash_revision: if request.revision > 0 {
+            request.revision
+        } else {
+            view.revision()
+        },
+    })
+}
+
+/// etcd's MoveLeader on a single member: to itself it is a no-op; any
+/// other target is not a member.
+pub fn move_leader(
+    shard: &Shard,
+    request: MoveLeaderRequest,
+) -> Result<MoveLeaderResponse, RequestError> {
+    if request.target_id != shard.status.member_id {
+        return Err(RequestError::BadLeaderTransferee);
+    }
+    Ok(MoveLeaderResponse {
+        header: Some(shard.status.header(shard.reader.view().revision())),
+    })
 }

@@ -15,9 +15,9 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue};
 use keel_engine::StoreReader;
 use keel_proto::etcdserverpb::{
-    AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseLeasesRequest,
-    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberListRequest, PutRequest, RangeRequest,
-    StatusRequest, TxnRequest,
+    AlarmRequest, CompactionRequest, DeleteRangeRequest, HashKvRequest, HashRequest,
+    LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    MemberListRequest, MoveLeaderRequest, PutRequest, RangeRequest, StatusRequest, TxnRequest,
 };
 use keel_proto::health::HealthCheckRequest;
 use keel_proto::methods;
@@ -165,6 +165,9 @@ async fn serve_call(
         methods::LEASE_KEEP_ALIVE => {
             return crate::lease::serve_keep_alive(shard, body, respond).await
         }
+        methods::MAINTENANCE_SNAPSHOT => {
+            return crate::snapshot::serve_snapshot(shard, body, respond).await
+        }
         _ => {}
     }
     let limit = shard.config.recv_limit_bytes();
@@ -237,7 +240,19 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         }
         methods::MAINTENANCE_ALARM => {
             let request = decode::<AlarmRequest>(message)?;
-            Ok(grpc::frame(&maintenance::alarm(shard, request)?))
+            Ok(grpc::frame(&maintenance::alarm(shard, request).await?))
+        }
+        methods::MAINTENANCE_HASH => {
+            let request = decode::<HashRequest>(message)?;
+            Ok(grpc::frame(&maintenance::hash(shard, request)))
+        }
+        methods::MAINTENANCE_HASH_KV => {
+            let request = decode::<HashKvRequest>(message)?;
+            Ok(grpc::frame(&maintenance::hash_kv(shard, request)?))
+        }
+        methods::MAINTENANCE_MOVE_LEADER => {
+            let request = decode::<MoveLeaderRequest>(message)?;
+            Ok(grpc::frame(&maintenance::move_leader(shard, request)?))
         }
         methods::LEASE_GRANT => {
             let request = decode::<LeaseGrantRequest>(message)?;

@@ -24,6 +24,10 @@ pub enum RequestError {
     LeaseTtlTooLarge,
     /// A lease the request names does not exist.
     LeaseNotFound,
+    /// MoveLeader to a member that is not in the cluster.
+    BadLeaderTransferee,
+    /// The backend is over `--quota-backend-bytes`.
+    NoSpace,
     /// A request keel does not serve yet.
     Unsupported,
     Mvcc(MvccError),
@@ -71,6 +75,14 @@ pub fn to_status(error: &RequestError) -> Status {
         RequestError::Apply(ApplyError::LeaseExists) => {
             (Code::FailedPrecondition, "etcdserver: lease already exists")
         }
+        RequestError::BadLeaderTransferee => (
+            Code::FailedPrecondition,
+            "etcdserver: bad leader transferee",
+        ),
+        RequestError::NoSpace | RequestError::Apply(ApplyError::NoSpace) => (
+            Code::ResourceExhausted,
+            "etcdserver: mvcc: database space exceeded",
+        ),
         RequestError::Apply(ApplyError::Unsupported) | RequestError::Unsupported => {
             (Code::Unimplemented, "keel: request kind not supported yet")
         }

@@ -17,7 +17,7 @@ use keel_proto::keelpb::internal_request::Request;
 
 use crate::lease::Lessor;
 use crate::message::{ApplyError, Response};
-use crate::txn::{apply_delete_range, apply_put, apply_txn, LeasedTxn};
+use crate::txn::{apply_delete_range, apply_put, apply_txn, is_read_only, LeasedTxn};
 
 /// Applies one request in `txn`, the store's revision being
 /// `revision_before`. Returns the response (its header's cluster fields are
@@ -29,7 +29,12 @@ pub fn apply_request(
     request: Request,
     revision_before: i64,
     now: Instant,
+    no_space: bool,
 ) -> (Result<Response, ApplyError>, Vec<Event>) {
+    if no_space && needs_space(&request) {
+        // etcd's capped applier while NOSPACE is raised.
+        return (Err(ApplyError::NoSpace), Vec::new());
+    }
     let (result, events) = match request {
         Request::Compaction(compaction) => (apply_compaction(batch, &compaction), Vec::new()),
         Request::LeaseGrant(grant) => (apply_lease_grant(batch, leases, &grant, now), Vec::new()),
@@ -38,6 +43,15 @@ pub fn apply_request(
     };
     leases.track(&events);
     (result, events)
+}
+
+/// Whether etcd's capped applier refuses `request` under NOSPACE.
+fn needs_space(request: &Request) -> bool {
+    match request {
+        Request::Put(_) | Request::LeaseGrant(_) => true,
+        Request::Txn(txn) => !is_read_only(txn),
+        _ => false,
+    }
 }
 
 /// Put, DeleteRange and Txn: one MVCC txn.

@@ -27,6 +27,7 @@ use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
+use crate::alarm::{AlarmList, Alarms};
 use crate::apply::{apply_request, revision_after};
 use crate::compactor::{AutoCompaction, AutoCompactor};
 use crate::lease::{Lessor, EXPIRED_REVOKES_PER_TICK_MAX};
@@ -74,6 +75,8 @@ pub struct RaftStatus {
     /// Bit `s` is set while shard core `s` has watchers: the raft core
     /// sends applied events only to those cores.
     pub watching_shards: AtomicU64,
+    /// The raised alarms (Maintenance.Alarm GET, Status errors).
+    pub alarms: AlarmList,
 }
 
 impl RaftStatus {
@@ -161,6 +164,7 @@ pub struct RaftCore {
     entry_buffer: Vec<u8>,
     auto_compactor: Option<AutoCompactor>,
     leases: Lessor,
+    alarms: Alarms,
     /// The next id for a grant that asks the server to pick one.
     next_lease_id: i64,
 }
@@ -299,6 +303,7 @@ impl RaftCore {
             next_read_context: 1,
             entry_buffer: Vec::new(),
             leases,
+            alarms: Alarms::default(),
             next_lease_id: first_lease_id(config.member_id),
             auto_compactor: config
                 .auto_compaction
@@ -653,8 +658,19 @@ impl RaftCore {
                 let Some(request) = internal.request else {
                     continue;
                 };
-                let (mut result, events) =
-                    apply_request(&mut batch, &mut self.leases, request, revision, now);
+                let (mut result, events) = match request {
+                    Request::Alarm(alarm) => {
+                        (self.alarms.apply(&alarm, &self.status.alarms), Vec::new())
+                    }
+                    request => apply_request(
+                        &mut batch,
+                        &mut self.leases,
+                        request,
+                        revision,
+                        now,
+                        self.alarms.no_space(),
+                    ),
+                };
                 revision = revision_after(revision, &events);
                 if watching != 0 {
                     watched_events.extend(events);

@@ -13,6 +13,7 @@
 //! This version runs a single-member cluster; peers, membership and
 //! snapshots arrive with clustering.
 
+pub mod alarm;
 pub mod apply;
 pub mod compactor;
 pub mod convert;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use keel_engine::{Event, MvccError};
 use keel_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
-    ResponseHeader, TxnResponse,
+    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 
 use crate::lease::LeaseInfo;
@@ -115,6 +115,7 @@ pub enum Response {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    Alarm(AlarmResponse),
 }
 
 impl Response {
@@ -126,6 +127,7 @@ impl Response {
             Response::Compaction(r) => r.header.as_ref(),
             Response::LeaseGrant(r) => r.header.as_ref(),
             Response::LeaseRevoke(r) => r.header.as_ref(),
+            Response::Alarm(r) => r.header.as_ref(),
         }
     }
 
@@ -137,6 +139,7 @@ impl Response {
             Response::Compaction(r) => &mut r.header,
             Response::LeaseGrant(r) => &mut r.header,
             Response::LeaseRevoke(r) => &mut r.header,
+            Response::Alarm(r) => &mut r.header,
         };
         *slot = Some(header);
     }
@@ -159,6 +162,8 @@ pub enum ApplyError {
     LeaseNotFound,
     /// A grant names an id already granted.
     LeaseExists,
+    /// The NOSPACE alarm is raised: writes that need space are refused.
+    NoSpace,
     /// A range inside a txn asks for a compacted or future revision, or a
     /// compaction names one.
     Mvcc(MvccError),
