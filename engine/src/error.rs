@@ -1,6 +1,7 @@
 //! One error enum per concern: [`WalError`] for the log, [`StoreError`] for
-//! the B+tree file, [`MvccError`] for reads at a revision. Every error about
-//! bytes on disk names the file and the byte offset.
+//! the B+tree file, [`DefragError`] for rewriting it, [`MvccError`] for
+//! reads at a revision. Every error about bytes on disk names the file and
+//! the byte offset.
 
 use std::fmt;
 use std::io;
@@ -145,6 +146,51 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Io { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+/// Errors of a defrag ([`crate::Store::start_defrag`],
+/// [`crate::Store::poll_defrag`], [`crate::Store::defrag`]).
+#[derive(Debug)]
+pub enum DefragError {
+    /// A defrag is already queued or in flight, or finished with its outcome
+    /// not yet collected by [`crate::Store::poll_defrag`].
+    InProgress,
+    /// Writing the defragmented file failed before it replaced the old one
+    /// (or the persister thread is gone). Nothing changed: the store goes on
+    /// appending to the old file. The partial new file is removed (if that
+    /// fails too, by the next defrag or open).
+    Aborted(StoreError),
+    /// The defragmented file replaced the old one (the rename happened) but
+    /// fsyncing the directory at `path` failed. The store now appends to the
+    /// new file; until a directory fsync succeeds a crash may bring back
+    /// either file, and both hold every persisted batch. The persisted index
+    /// does not advance, and the next persist fsyncs the directory before it
+    /// writes anything.
+    DirectorySync { path: PathBuf, source: io::Error },
+}
+
+impl fmt::Display for DefragError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DefragError::InProgress => f.write_str("defrag: a defrag is already in progress"),
+            DefragError::Aborted(source) => write!(f, "defrag: aborted, nothing changed: {source}"),
+            DefragError::DirectorySync { path, source } => write!(
+                f,
+                "defrag: {}: the new file is in place but fsyncing its directory failed: {source}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DefragError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DefragError::InProgress => None,
+            DefragError::Aborted(source) => Some(source),
+            DefragError::DirectorySync { source, .. } => Some(source),
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod mvcc;
 pub mod uring;
 pub mod wal;
 
-pub use error::{MvccError, StoreError, WalError};
+pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
     Event, EventKind, HistoryChunk, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView,
     Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,

@@ -59,6 +59,46 @@ pub fn write_tree_copy_to(
     root: &Node,
     meta: CommitMeta,
 ) -> Result<u64, StoreError> {
+    let layout = write_copy(file, path, root, meta, 1)?;
+    Ok(layout.size_bytes())
+}
+
+/// Where [`write_copy`] put things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CopyLayout {
+    /// The new file's salt.
+    pub(super) salt: u64,
+    /// The root node's page.
+    pub(super) root_page: u64,
+    /// The commit record's page, the last one.
+    pub(super) commit_page: u64,
+    /// The commit record's sequence number.
+    pub(super) commit_seq: u64,
+}
+
+impl CopyLayout {
+    /// Pages of the file.
+    pub(super) fn page_count(&self) -> u64 {
+        self.commit_page + 1
+    }
+
+    /// Bytes of the file.
+    pub(super) fn size_bytes(&self) -> u64 {
+        self.page_count() * PAGE_SIZE_BYTES
+    }
+}
+
+/// [`write_tree_copy_to`] with `commit_seq` in the commit record; returns
+/// the layout. Nodes go in post-order (children first) from page 1, each
+/// right after the previous one: [`assign_copy_pages`] relies on it.
+pub(super) fn write_copy(
+    file: &dyn StorageFile,
+    path: &Path,
+    root: &Node,
+    meta: CommitMeta,
+    commit_seq: u64,
+) -> Result<CopyLayout, StoreError> {
+    assert!(commit_seq > 0, "commit sequence numbers start at 1");
     let io_error = |source: io::Error| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -84,7 +124,7 @@ pub fn write_tree_copy_to(
     );
     file.sync_data().map_err(io_error)?;
     let record = CommitRecord {
-        commit_seq: 1,
+        commit_seq,
         commit_page,
         root_page,
         history_root_page: 0,
@@ -95,9 +135,41 @@ pub fn write_tree_copy_to(
     file.write_at(&encode_commit(&record, salt), commit_page * PAGE_SIZE_BYTES)
         .map_err(io_error)?;
     file.sync_data().map_err(io_error)?;
-    let size_bytes = (commit_page + 1) * PAGE_SIZE_BYTES;
-    debug_assert_eq!(file.len().ok(), Some(size_bytes));
-    Ok(size_bytes)
+    let layout = CopyLayout {
+        salt,
+        root_page,
+        commit_page,
+        commit_seq,
+    };
+    debug_assert_eq!(file.len().ok(), Some(layout.size_bytes()));
+    Ok(layout)
+}
+
+/// Records on every node under `root` the page [`write_copy`] gave it in
+/// the copy (and its subtree's page count), by walking the tree in the
+/// same order and recomputing each node's size instead of remembering a
+/// page per node. Returns (root page, first page after the last node),
+/// which the caller checks against the [`CopyLayout`]. The tree must be
+/// the one written, unchanged (a snapshot: its nodes are immutable).
+pub(super) fn assign_copy_pages(root: &Node) -> (u64, u64) {
+    fn assign(node: &Node, next_page: &mut u64, depth: usize) -> (u64, u64) {
+        assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+        let mut children_pages = 0;
+        if let NodeBody::Branch { children, .. } = &node.body {
+            for child in children {
+                children_pages += assign(child, next_page, depth + 1).1;
+            }
+        }
+        let page = *next_page;
+        let own_pages = node.own_page_count();
+        *next_page += own_pages;
+        let subtree_pages = own_pages + children_pages;
+        node.set_written(page, subtree_pages);
+        (page, subtree_pages)
+    }
+    let mut next_page = 1;
+    let (root_page, _) = assign(root, &mut next_page, 0);
+    (root_page, next_page)
 }
 
 /// fsyncs the directory holding `path`, so the new name is durable.
@@ -139,7 +211,10 @@ impl CopyWriter<'_> {
         let before = self.buffer.len();
         encode_node(&mut self.buffer, kind, entry_count, &payload, self.salt);
         let page = self.next_page;
-        self.next_page += (self.buffer.len() - before) as u64 / PAGE_SIZE_BYTES;
+        let own_pages = (self.buffer.len() - before) as u64 / PAGE_SIZE_BYTES;
+        // `assign_copy_pages` recomputes the layout from this size.
+        debug_assert_eq!(own_pages, node.own_page_count());
+        self.next_page += own_pages;
         debug_assert!(child_pages.iter().all(|&child| child < page));
         if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
             self.flush()?;

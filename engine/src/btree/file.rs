@@ -7,6 +7,11 @@
 //! crc32c, its own page number inside); anything after it is the remains of
 //! an unfinished persist and is truncated. Every node reachable from that
 //! commit must verify, or open fails naming the file and byte offset.
+//!
+//! A defrag (`defrag.rs`) replaces the file with a packed copy of a tree by
+//! rename; a `<name>.defrag` file left by a crash before the rename is
+//! removed at open. Files are created, renamed and removed through a
+//! [`FileSystem`], so crash tests can fail those steps too.
 
 use super::node::{decode_branch, decode_leaf, Node, NodeBody, TREE_DEPTH_MAX};
 use super::page::{
@@ -15,8 +20,7 @@ use super::page::{
     NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
-use crate::io::{StdFile, StorageFile};
-use std::fs::OpenOptions;
+use crate::io::{FileSystem, StdFileSystem, StorageFile};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,13 +41,21 @@ pub struct CommitMeta {
 
 /// An open B+tree file.
 pub struct TreeFile {
-    path: PathBuf,
-    file: Box<dyn StorageFile>,
-    salt: u64,
+    pub(super) path: PathBuf,
+    pub(super) file: Box<dyn StorageFile>,
+    /// Creates, renames and removes the files a defrag needs.
+    pub(super) file_system: Arc<dyn FileSystem>,
+    pub(super) salt: u64,
     /// Pages in use (the next node goes here).
-    page_count: u64,
+    pub(super) page_count: u64,
     /// Sequence number of the last commit (0 = none yet).
-    commit_seq: u64,
+    pub(super) commit_seq: u64,
+    /// Pages the last commit references: the header, every node reachable
+    /// from its root, and the commit record itself (1 with no commit).
+    pub(super) referenced_pages: u64,
+    /// A defrag renamed a new file in but fsyncing the directory failed:
+    /// the next persist syncs it before writing anything.
+    pub(super) dir_sync_pending: bool,
 }
 
 impl std::fmt::Debug for TreeFile {
@@ -52,6 +64,8 @@ impl std::fmt::Debug for TreeFile {
             .field("path", &self.path)
             .field("page_count", &self.page_count)
             .field("commit_seq", &self.commit_seq)
+            .field("referenced_pages", &self.referenced_pages)
+            .field("dir_sync_pending", &self.dir_sync_pending)
             .finish_non_exhaustive()
     }
 }
@@ -85,53 +99,54 @@ impl TreeFile {
     /// Opens the file at `path`, creating it (atomically, via a temporary
     /// file and rename) when missing.
     pub fn open(path: &Path) -> Result<(TreeFile, Recovered), StoreError> {
-        let io_error = |source: io::Error| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if !path.exists() {
-            let tmp_path = path.with_extension("tmp");
-            let tmp = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp_path)
-                .map_err(io_error)?;
-            let tmp = StdFile::new(tmp);
-            tmp.write_at(&encode_file_header(random_salt()), 0)
-                .map_err(io_error)?;
-            tmp.sync_data().map_err(io_error)?;
-            std::fs::rename(&tmp_path, path).map_err(io_error)?;
-            if let Some(parent) = path.parent() {
-                let parent = if parent.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    parent
-                };
-                std::fs::File::open(parent)
-                    .and_then(|dir| dir.sync_all())
-                    .map_err(io_error)?;
-            }
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_error)?;
-        Self::open_with_file(path, Box::new(StdFile::new(file)))
+        Self::open_in(path, Arc::new(StdFileSystem))
     }
 
-    /// Opens through any [`StorageFile`] (tests pass a fault-injecting one);
-    /// `path` names the file in errors. An empty file gets a header.
-    pub fn open_with_file(
+    /// [`TreeFile::open`] through `file_system` (crash tests pass a
+    /// fault-injecting one); later defrags use it too.
+    pub fn open_in(
         path: &Path,
-        file: Box<dyn StorageFile>,
+        file_system: Arc<dyn FileSystem>,
     ) -> Result<(TreeFile, Recovered), StoreError> {
         let io_error = |source: io::Error| StoreError::Io {
             path: path.to_path_buf(),
             source,
         };
+        if !file_system.exists(path).map_err(io_error)? {
+            let tmp_path = path.with_extension("tmp");
+            let tmp = file_system.create(&tmp_path).map_err(io_error)?;
+            tmp.write_at(&encode_file_header(random_salt()), 0)
+                .map_err(io_error)?;
+            tmp.sync_data().map_err(io_error)?;
+            drop(tmp);
+            file_system.rename(&tmp_path, path).map_err(io_error)?;
+            file_system.sync_parent_dir(path).map_err(io_error)?;
+        }
+        let file = file_system.open(path).map_err(io_error)?;
+        Self::open_with_file_in(path, file, file_system)
+    }
+
+    /// Opens through any [`StorageFile`] (tests pass a fault-injecting one);
+    /// `path` names the file in errors. An empty file gets a header. A
+    /// defrag of this file creates its new file with `std::fs`.
+    pub fn open_with_file(
+        path: &Path,
+        file: Box<dyn StorageFile>,
+    ) -> Result<(TreeFile, Recovered), StoreError> {
+        Self::open_with_file_in(path, file, Arc::new(StdFileSystem))
+    }
+
+    /// [`TreeFile::open_with_file`] with the [`FileSystem`] a defrag uses.
+    pub fn open_with_file_in(
+        path: &Path,
+        file: Box<dyn StorageFile>,
+        file_system: Arc<dyn FileSystem>,
+    ) -> Result<(TreeFile, Recovered), StoreError> {
+        let io_error = |source: io::Error| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        super::defrag::remove_stale_defrag_file(path, file_system.as_ref())?;
         let corrupt = |offset: u64, reason: &'static str| StoreError::Corrupt {
             path: path.to_path_buf(),
             offset,
@@ -186,9 +201,12 @@ impl TreeFile {
         let mut tree_file = TreeFile {
             path: path.to_path_buf(),
             file,
+            file_system,
             salt,
             page_count,
             commit_seq: 0,
+            referenced_pages: 1,
+            dir_sync_pending: false,
         };
         let recovered = match commit {
             None => Recovered {
@@ -198,6 +216,7 @@ impl TreeFile {
             Some(record) => {
                 tree_file.commit_seq = record.commit_seq;
                 let root = tree_file.load_node(record.root_page, record.commit_page, 0)?;
+                tree_file.referenced_pages = committed_pages(&root);
                 Recovered {
                     root,
                     meta: CommitMeta {
@@ -254,6 +273,7 @@ impl TreeFile {
         let payload = &bytes[NODE_HEADER_BYTES..NODE_HEADER_BYTES + header.payload_len as usize];
         let payload_corrupt =
             |(at, reason): (usize, &'static str)| corrupt((NODE_HEADER_BYTES + at) as u64, reason);
+        let mut subtree_pages = u64::from(header.page_count);
         let body = if header.kind == NODE_KIND_LEAF {
             NodeBody::Leaf(decode_leaf(payload, header.entry_count).map_err(payload_corrupt)?)
         } else {
@@ -265,9 +285,15 @@ impl TreeFile {
                 .into_iter()
                 .map(|child| self.load_node(child, page_id, depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
+            subtree_pages += children
+                .iter()
+                .map(|child| child.subtree_pages().expect("a loaded node is counted"))
+                .sum::<u64>();
             NodeBody::Branch { keys, children }
         };
-        Ok(Arc::new(Node::loaded(body, page_id)))
+        let node = Node::loaded(body, page_id);
+        node.set_written(page_id, subtree_pages);
+        Ok(Arc::new(node))
     }
 
     /// Appends every dirty node under `root`, fdatasyncs, appends a commit
@@ -291,6 +317,14 @@ impl TreeFile {
             let path = path.to_path_buf();
             move |source: io::Error| StoreError::Io { path, source }
         };
+        if self.dir_sync_pending {
+            // A defrag's rename must be durable before anything is
+            // committed on top of it (see `defrag.rs`).
+            self.file_system
+                .sync_parent_dir(&self.path)
+                .map_err(io_error(&self.path))?;
+            self.dir_sync_pending = false;
+        }
         // A failed earlier persist may have left pages (even a whole commit
         // record) past our end: drop them so recovery can never pick them.
         let len_bytes = self.file.len().map_err(io_error(&self.path))?;
@@ -307,7 +341,7 @@ impl TreeFile {
             buffer_page: self.page_count,
             next_page: self.page_count,
         };
-        let root_page = writer.write_dirty(root, 0)?;
+        let (root_page, root_subtree_pages) = writer.write_dirty(root, 0)?;
         writer.flush()?;
         let commit_page = writer.next_page;
         if commit_page > self.page_count {
@@ -329,6 +363,8 @@ impl TreeFile {
         self.file.sync_data().map_err(io_error(&self.path))?;
         self.page_count = commit_page + 1;
         self.commit_seq = record.commit_seq;
+        self.referenced_pages = COMMIT_OVERHEAD_PAGES + root_subtree_pages;
+        debug_assert!(self.referenced_pages <= self.page_count);
         Ok(())
     }
 
@@ -337,10 +373,46 @@ impl TreeFile {
         self.page_count * PAGE_SIZE_BYTES
     }
 
+    /// Bytes the last commit references: the header page, every node page
+    /// reachable from its root, and the commit record page. The rest of
+    /// the file is pages of superseded nodes and older commit records,
+    /// which only a defrag reclaims.
+    pub fn size_in_use_bytes(&self) -> u64 {
+        self.referenced_pages * PAGE_SIZE_BYTES
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Pages a commit references besides its tree: the file header and the
+/// commit record.
+pub(super) const COMMIT_OVERHEAD_PAGES: u64 = 2;
+
+/// Pages a commit of the clean tree under `root` references.
+fn committed_pages(root: &Node) -> u64 {
+    COMMIT_OVERHEAD_PAGES + subtree_pages_of(root, 0)
+}
+
+/// The pages of the clean subtree under `node`: the count recorded on it,
+/// or (for a node whose page was set without one) counted and recorded.
+fn subtree_pages_of(node: &Node, depth: usize) -> u64 {
+    assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    if let Some(pages) = node.subtree_pages() {
+        return pages;
+    }
+    let page = node.page().expect("only clean nodes are counted");
+    let mut pages = node.own_page_count();
+    if let NodeBody::Branch { children, .. } = &node.body {
+        pages += children
+            .iter()
+            .map(|child| subtree_pages_of(child, depth + 1))
+            .sum::<u64>();
+    }
+    node.set_written(page, pages);
+    pages
 }
 
 /// Marks dirty again every node written at or after `start_page` (after a
@@ -370,14 +442,17 @@ struct PageWriter<'a> {
 }
 
 impl PageWriter<'_> {
-    fn write_dirty(&mut self, node: &Arc<Node>, depth: usize) -> Result<u64, StoreError> {
+    /// Writes the dirty nodes under `node`, children first; returns
+    /// `node`'s page and the pages of its whole subtree.
+    fn write_dirty(&mut self, node: &Arc<Node>, depth: usize) -> Result<(u64, u64), StoreError> {
         assert!(depth < TREE_DEPTH_MAX);
         if let Some(page) = node.page() {
-            return Ok(page);
+            return Ok((page, subtree_pages_of(node, depth)));
         }
+        let mut children_pages = 0;
         if let NodeBody::Branch { children, .. } = &node.body {
             for child in children {
-                self.write_dirty(child, depth + 1)?;
+                children_pages += self.write_dirty(child, depth + 1)?.1;
             }
         }
         let kind = match node.body {
@@ -388,12 +463,15 @@ impl PageWriter<'_> {
         let before = self.buffer.len();
         encode_node(&mut self.buffer, kind, entry_count, &payload, self.salt);
         let page = self.next_page;
-        self.next_page += ((self.buffer.len() - before) as u64) / PAGE_SIZE_BYTES;
-        node.set_page(Some(page));
+        let own_pages = ((self.buffer.len() - before) as u64) / PAGE_SIZE_BYTES;
+        debug_assert_eq!(own_pages, node.own_page_count());
+        self.next_page += own_pages;
+        let subtree_pages = own_pages + children_pages;
+        node.set_written(page, subtree_pages);
         if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
             self.flush()?;
         }
-        Ok(page)
+        Ok((page, subtree_pages))
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {

@@ -8,20 +8,27 @@
 //! commit record and loads the tree it points at. Pages are never
 //! overwritten, so the file only grows until a defrag rewrites it:
 //! [`copy::write_tree_copy`] writes a tree out whole as a new file with only
-//! its live nodes (also the form of a backend snapshot). Range scans use
-//! [`cursor::Cursor`].
+//! its live nodes (also the form of a backend snapshot), and
+//! [`file::TreeFile::defrag`] (`defrag.rs`) swaps such a copy in for the
+//! file itself by rename, moving the in-memory nodes' pages to it. Each
+//! clean node also knows how many pages its subtree spans, so a persist
+//! learns how much of the file its commit references
+//! ([`file::TreeFile::size_in_use_bytes`]) by visiting only what it writes.
+//! Range scans use [`cursor::Cursor`].
 //!
 //! The commit record reserves a second root (`history_root_page`) for the
 //! revision-ordered history tree that compaction and watch replay will use.
 
 pub mod copy;
 pub mod cursor;
+pub mod defrag;
 pub mod file;
 pub mod node;
 pub mod page;
 
 pub use copy::{write_tree_copy, write_tree_copy_to};
 pub use cursor::Cursor;
+pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
 pub use node::{insert, remove_sorted, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;

@@ -16,7 +16,7 @@
 //!         (key i is the smallest key of child i + 1)
 //! ```
 
-use super::page::{NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
+use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -87,11 +87,19 @@ pub enum NodeBody {
 }
 
 /// A tree node and where it is on disk.
+///
+/// `page` and `subtree_pages` are written only by the persister thread (and
+/// cleared by the writer on nodes unique to it); see `mvcc/persister.rs`.
 #[derive(Debug)]
 pub struct Node {
     /// First page on disk; 0 = dirty (not written since its last change).
     /// Atomic so `persist` can record it on nodes shared with read views.
     page: AtomicU64,
+    /// Pages of this node and every node below it on disk; meaningful only
+    /// while `page` is set (a clean node's subtree is clean). Lets a
+    /// persist count the pages its commit references by visiting only the
+    /// nodes it writes.
+    subtree_pages: AtomicU64,
     /// Contents.
     pub body: NodeBody,
 }
@@ -99,10 +107,7 @@ pub struct Node {
 impl Clone for Node {
     /// A copy is a new, dirty node.
     fn clone(&self) -> Node {
-        Node {
-            page: AtomicU64::new(0),
-            body: self.body.clone(),
-        }
+        Node::new(self.body.clone())
     }
 }
 
@@ -111,6 +116,7 @@ impl Node {
     pub fn new(body: NodeBody) -> Node {
         Node {
             page: AtomicU64::new(0),
+            subtree_pages: AtomicU64::new(0),
             body,
         }
     }
@@ -120,6 +126,7 @@ impl Node {
         assert!(page > 0, "page 0 is the file header");
         Node {
             page: AtomicU64::new(page),
+            subtree_pages: AtomicU64::new(0),
             body,
         }
     }
@@ -140,6 +147,30 @@ impl Node {
     /// Records where the node was written.
     pub fn set_page(&self, page: Option<u64>) {
         self.page.store(page.unwrap_or(0), Ordering::Release);
+    }
+
+    /// Records where the node was written and how many pages its subtree
+    /// spans on disk (its own plus every descendant's).
+    pub fn set_written(&self, page: u64, subtree_pages: u64) {
+        assert!(page > 0, "page 0 is the file header");
+        assert!(subtree_pages > 0, "a node spans a page at least");
+        self.subtree_pages.store(subtree_pages, Ordering::Release);
+        self.page.store(page, Ordering::Release);
+    }
+
+    /// Pages this node's subtree spans on disk, `None` when the node is
+    /// dirty (or its page was set without a count).
+    pub fn subtree_pages(&self) -> Option<u64> {
+        self.page()?;
+        match self.subtree_pages.load(Ordering::Acquire) {
+            0 => None,
+            pages => Some(pages),
+        }
+    }
+
+    /// Pages this node alone spans on disk.
+    pub fn own_page_count(&self) -> u64 {
+        node_page_count(self.encoded_payload_len())
     }
 
     /// Payload size on disk.

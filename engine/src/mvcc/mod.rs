@@ -10,7 +10,9 @@
 //! [`Store::start_persist`] writes the tree file on the store's persister
 //! thread when thresholds are reached, while the writer goes on applying
 //! batches (`persister.rs` explains why that is safe); [`Store::persist`]
-//! does the same and waits. [`WriteBatch::compact`] drops superseded
+//! does the same and waits. [`Store::start_defrag`] rewrites the file
+//! without its superseded pages, online, on the same thread (`defrag.rs`).
+//! [`WriteBatch::compact`] drops superseded
 //! history as etcd's Compact does (`compact.rs`). Lease records live in the
 //! same tree, in a namespace before every MVCC key (`key.rs`, `lease.rs`),
 //! so they commit, publish and persist with the batches that change them.
@@ -19,6 +21,7 @@
 //! [`ReadView::hash`] checksum the tree for Maintenance (`hash.rs`).
 
 mod compact;
+mod defrag;
 mod hash;
 mod history;
 mod key;

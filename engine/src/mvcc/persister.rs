@@ -1,14 +1,14 @@
 //! The persister thread: the only owner of the [`TreeFile`] once a
-//! [`super::Store`] is open, so at most one persist touches the file at a
-//! time.
+//! [`super::Store`] is open, so at most one job (a persist or a defrag)
+//! touches the file at a time.
 //!
-//! The store hands it a [`PersistJob`] (a clone of the working root and the
-//! meta captured with it) through a channel of capacity
-//! [`PERSIST_JOBS_MAX`], and reads the outcome back through one of capacity
-//! [`PERSIST_RESULTS_MAX`]. The store submits a job only when no other is in
-//! flight, so neither send ever waits. Dropping the [`Persister`] closes the
-//! job channel; the thread finishes the job it holds (if any), exits, and is
-//! joined.
+//! The store hands it a [`Job`] (a clone of the working root and the meta
+//! captured with it, to persist or to defrag: `btree/defrag.rs`) through a
+//! channel of capacity [`PERSIST_JOBS_MAX`], and reads the outcome back
+//! through one of capacity [`PERSIST_RESULTS_MAX`]. The store submits a job
+//! only when no other is in flight, so neither send ever waits. Dropping
+//! the [`Persister`] closes the job channel; the thread finishes the job it
+//! holds (if any), exits, and is joined.
 //!
 //! # Why the writer may keep applying batches meanwhile
 //!
@@ -35,10 +35,12 @@
 //! `Store::begin_persist`, which runs with no job in flight, and clears
 //! pages only on nodes unique to it, which the job cannot reach; the result
 //! channel orders the persister's page stores before the writer's next
-//! read.
+//! read. A defrag sets pages only after its new file replaced the old one,
+//! on the nodes of its snapshot; `btree/defrag.rs` explains why that is
+//! right for the nodes the writer still shares.
 
 use crate::btree::{CommitMeta, Node, TreeFile};
-use crate::error::StoreError;
+use crate::error::{DefragError, StoreError};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -50,15 +52,46 @@ pub(crate) const PERSIST_JOBS_MAX: usize = 1;
 pub(crate) const PERSIST_RESULTS_MAX: usize = 1;
 const _: () = assert!(PERSIST_JOBS_MAX == 1 && PERSIST_RESULTS_MAX == PERSIST_JOBS_MAX);
 
-/// One persist: the tree under `root` with `meta` in its commit record.
-pub(crate) struct PersistJob {
+/// What a job does with its tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobKind {
+    /// Appends the tree's dirty nodes and a commit record.
+    Persist,
+    /// Replaces the file with a packed copy of the tree.
+    Defrag,
+}
+
+/// One job: the tree under `root` with `meta` in its commit record.
+pub(crate) struct Job {
+    pub(crate) kind: JobKind,
     pub(crate) root: Arc<Node>,
     pub(crate) meta: CommitMeta,
 }
 
+/// A job's result, by kind.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Persist(Result<(), StoreError>),
+    Defrag(Result<(), DefragError>),
+}
+
+impl Outcome {
+    fn kind(&self) -> JobKind {
+        match self {
+            Outcome::Persist(_) => JobKind::Persist,
+            Outcome::Defrag(_) => JobKind::Defrag,
+        }
+    }
+
+    /// Whether the job's commit record (its meta) is durably in the file.
+    pub(crate) fn committed(&self) -> bool {
+        matches!(self, Outcome::Persist(Ok(())) | Outcome::Defrag(Ok(())))
+    }
+}
+
 /// What a job came to.
-pub(crate) struct PersistDone {
-    pub(crate) result: Result<(), StoreError>,
+pub(crate) struct JobDone {
+    pub(crate) outcome: Outcome,
     /// The file's size after the job; `None` when the thread is gone.
     pub(crate) file_size_bytes: Option<u64>,
 }
@@ -67,8 +100,10 @@ pub(crate) struct PersistDone {
 pub(crate) struct Persister {
     path: PathBuf,
     /// `None` only while dropping.
-    jobs: Option<SyncSender<PersistJob>>,
-    done: Receiver<PersistDone>,
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<JobDone>,
+    /// The kind of the job submitted last (to report a dead thread as).
+    last_kind: JobKind,
     /// `None` only while dropping.
     thread: Option<JoinHandle<()>>,
 }
@@ -85,8 +120,8 @@ impl Persister {
     /// Moves `tree_file` to a new thread that persists the jobs it is sent.
     pub(crate) fn spawn(tree_file: TreeFile) -> Result<Persister, StoreError> {
         let path = tree_file.path().to_path_buf();
-        let (jobs, job_queue) = mpsc::sync_channel::<PersistJob>(PERSIST_JOBS_MAX);
-        let (done_sender, done) = mpsc::sync_channel::<PersistDone>(PERSIST_RESULTS_MAX);
+        let (jobs, job_queue) = mpsc::sync_channel::<Job>(PERSIST_JOBS_MAX);
+        let (done_sender, done) = mpsc::sync_channel::<JobDone>(PERSIST_RESULTS_MAX);
         let thread = std::thread::Builder::new()
             .name("keel-persist".to_owned())
             .spawn(move || run(tree_file, &job_queue, &done_sender))
@@ -98,6 +133,7 @@ impl Persister {
             path,
             jobs: Some(jobs),
             done,
+            last_kind: JobKind::Persist,
             thread: Some(thread),
         })
     }
@@ -109,20 +145,23 @@ impl Persister {
     }
 
     /// Hands `job` to the thread. The caller has no other job in flight.
-    pub(crate) fn submit(&self, job: PersistJob) -> Result<(), StoreError> {
+    /// If the thread is gone, the job's outcome says so.
+    pub(crate) fn submit(&mut self, job: Job) {
+        self.last_kind = job.kind;
         let jobs = self.jobs.as_ref().expect("job channel open until drop");
         match jobs.try_send(job) {
-            Ok(()) => Ok(()),
+            // A dead thread is reported by `try_done`/`wait_done`, as the
+            // outcome of this job.
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
-                unreachable!("a persist job was submitted while another was queued")
+                unreachable!("a persister job was submitted while another was queued")
             }
-            Err(TrySendError::Disconnected(_)) => Err(self.gone()),
         }
     }
 
     /// The outcome of the job in flight if it finished; `None` while it
     /// runs. Call only with a job in flight.
-    pub(crate) fn try_done(&self) -> Option<PersistDone> {
+    pub(crate) fn try_done(&self) -> Option<JobDone> {
         match self.done.try_recv() {
             Ok(done) => Some(done),
             Err(TryRecvError::Empty) => None,
@@ -131,13 +170,17 @@ impl Persister {
     }
 
     /// Waits for the outcome of the job in flight.
-    pub(crate) fn wait_done(&self) -> PersistDone {
+    pub(crate) fn wait_done(&self) -> JobDone {
         self.done.recv().unwrap_or_else(|_| self.gone_done())
     }
 
-    fn gone_done(&self) -> PersistDone {
-        PersistDone {
-            result: Err(self.gone()),
+    fn gone_done(&self) -> JobDone {
+        let outcome = match self.last_kind {
+            JobKind::Persist => Outcome::Persist(Err(self.gone())),
+            JobKind::Defrag => Outcome::Defrag(Err(DefragError::Aborted(self.gone()))),
+        };
+        JobDone {
+            outcome,
             file_size_bytes: None,
         }
     }
@@ -156,20 +199,24 @@ impl Drop for Persister {
     }
 }
 
-fn run(mut tree_file: TreeFile, jobs: &Receiver<PersistJob>, done: &SyncSender<PersistDone>) {
-    while let Ok(PersistJob { root, meta }) = jobs.recv() {
-        let result = tree_file.persist(&root, meta);
-        if result.is_ok() {
-            assert!(root.page().is_some(), "persist leaves the root clean");
+fn run(mut tree_file: TreeFile, jobs: &Receiver<Job>, done: &SyncSender<JobDone>) {
+    while let Ok(Job { kind, root, meta }) = jobs.recv() {
+        let outcome = match kind {
+            JobKind::Persist => Outcome::Persist(tree_file.persist(&root, meta)),
+            JobKind::Defrag => Outcome::Defrag(tree_file.defrag(&root, meta)),
+        };
+        debug_assert_eq!(outcome.kind(), kind);
+        if outcome.committed() {
+            assert!(root.page().is_some(), "a commit leaves the root clean");
         }
         // Release the snapshot before the writer hears of the outcome, so
         // its nodes can become unique to the writer again (no extra copies).
         drop(root);
-        let outcome = PersistDone {
-            result,
+        let job_done = JobDone {
+            outcome,
             file_size_bytes: Some(tree_file.size_bytes()),
         };
-        if done.send(outcome).is_err() {
+        if done.send(job_done).is_err() {
             return;
         }
     }

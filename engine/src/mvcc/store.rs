@@ -4,15 +4,16 @@
 //! explains why the writer may keep applying batches meanwhile):
 //! [`Store::start_persist`] hands it a snapshot of the working root and
 //! returns at once, [`Store::poll_persist`] collects the outcome, and
-//! [`Store::persist`] does both and waits.
+//! [`Store::persist`] does both and waits. Defrags run there too, one job
+//! at a time with the persists (`defrag.rs`).
 
 use super::lease::LeaseRecord;
-use super::persister::{PersistDone, PersistJob, Persister};
+use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::txn::WriteBatch;
 use super::view::ReadView;
 use crate::btree::{CommitMeta, Node, TreeFile};
 use crate::error::StoreError;
-use crate::io::StorageFile;
+use crate::io::{FileSystem, StorageFile};
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,9 +43,10 @@ impl Default for StoreOptions {
     }
 }
 
-/// A persist handed to the persister and not yet collected.
+/// A job handed to the persister and not yet collected.
 #[derive(Debug)]
-struct InFlightPersist {
+pub(super) struct InFlightJob {
+    pub(super) kind: JobKind,
     /// What its commit record says.
     meta: CommitMeta,
     /// The change counters it reset when it started; given back if it fails.
@@ -57,8 +59,14 @@ struct InFlightPersist {
 /// a persist in flight and joins the thread (it persists nothing extra).
 pub struct Store {
     path: PathBuf,
-    persister: Persister,
-    in_flight: Option<InFlightPersist>,
+    pub(super) persister: Persister,
+    pub(super) in_flight: Option<InFlightJob>,
+    /// [`Store::start_defrag`] was called while a persist was in flight:
+    /// the defrag starts when that persist is collected.
+    pub(super) defrag_queued: bool,
+    /// A finished defrag's outcome, collected (by a poll or a blocking
+    /// call) but not yet returned by [`Store::poll_defrag`].
+    pub(super) defrag_outcome: Option<Result<(), crate::error::DefragError>>,
     /// The tree file's size after the last persist outcome collected.
     file_size_bytes: u64,
     /// The working tree; published views hold older roots.
@@ -84,6 +92,7 @@ impl std::fmt::Debug for Store {
             .field("applied_index", &self.applied_index)
             .field("persisted_index", &self.persisted_index)
             .field("in_flight", &self.in_flight)
+            .field("defrag_queued", &self.defrag_queued)
             .finish_non_exhaustive()
     }
 }
@@ -109,8 +118,22 @@ impl Store {
         Self::from_recovered(tree_file, recovered, options)
     }
 
+    /// [`Store::open`] through `file_system`, which also creates, renames
+    /// and removes the files of later defrags (crash tests pass a
+    /// fault-injecting one).
+    pub fn open_in(
+        path: &Path,
+        file_system: Arc<dyn FileSystem>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let (tree_file, recovered) = TreeFile::open_in(path, file_system)?;
+        Self::from_recovered(tree_file, recovered, options)
+    }
+
     /// Opens through any [`StorageFile`] (crash tests pass a fault-injecting
-    /// one); `path` names the file in errors.
+    /// one); `path` names the file in errors. A defrag replaces it with a
+    /// file created through `std::fs` (use [`Store::open_in`] to control
+    /// that too).
     pub fn open_with_file(
         path: &Path,
         file: Box<dyn StorageFile>,
@@ -140,6 +163,8 @@ impl Store {
             path,
             persister,
             in_flight: None,
+            defrag_queued: false,
+            defrag_outcome: None,
             file_size_bytes,
             root: recovered.root,
             revision,
@@ -207,9 +232,9 @@ impl Store {
 
     /// Whether a persist is due: enough changes, enough bytes, or enough
     /// time since the last one started with anything to write. False while
-    /// a persist is in flight.
+    /// a persist or defrag is in flight or a defrag is queued.
     pub fn needs_persist(&self) -> bool {
-        if self.in_flight.is_some() {
+        if self.in_flight.is_some() || self.defrag_queued {
             return false;
         }
         let changed = self.ops_since_persist > 0
@@ -223,7 +248,9 @@ impl Store {
     /// Whether a persist started by [`Store::start_persist`] has not been
     /// collected by [`Store::poll_persist`] (or [`Store::persist`]) yet.
     pub fn persist_in_flight(&self) -> bool {
-        self.in_flight.is_some()
+        self.in_flight
+            .as_ref()
+            .is_some_and(|job| job.kind == JobKind::Persist)
     }
 
     /// Starts persisting the current working root on the persister thread if
@@ -239,22 +266,39 @@ impl Store {
         let Some(job) = self.begin_persist() else {
             return false;
         };
-        if let Err(error) = self.persister.submit(job) {
-            // Kept in flight: poll_persist reports the error (and gives the
-            // counters back) like any other failed persist.
-            debug_assert!(matches!(error, StoreError::PersisterGone { .. }));
-        }
+        // A dead persister thread is reported by poll_persist, which gives
+        // the counters back like for any other failed persist.
+        self.persister.submit(job);
         true
     }
 
-    /// Non-blocking: if the persist in flight finished, records its outcome
-    /// (on success `persisted_index()`/the persisted revision advance to
-    /// what that persist captured when it started) and returns it. `None`
-    /// while one is in flight or when none was started.
+    /// Non-blocking: if the job in flight finished, records its outcome
+    /// and returns what it means for persists:
+    ///
+    /// - a persist: its result (on success `persisted_index()`/the
+    ///   persisted revision advance to what it captured when it started);
+    /// - a defrag: `Some(Ok(()))` if it succeeded (its file's one commit
+    ///   record holds its snapshot, so it counts as a persist of it), else
+    ///   `None` (nothing was persisted); either way the defrag's own result
+    ///   is kept for [`Store::poll_defrag`].
+    ///
+    /// Collecting a persist starts a defrag queued behind it. `None` while
+    /// a job is in flight or when none was started. Call it once per cycle
+    /// of the writer's loop.
     pub fn poll_persist(&mut self) -> Option<Result<(), StoreError>> {
         self.in_flight.as_ref()?;
         let done = self.persister.try_done()?;
-        Some(self.finish_persist(done))
+        match self.finish_job(done) {
+            Outcome::Persist(result) => {
+                self.start_queued_defrag();
+                Some(result)
+            }
+            Outcome::Defrag(result) => {
+                let committed = result.is_ok();
+                self.defrag_outcome = Some(result);
+                committed.then_some(Ok(()))
+            }
+        }
     }
 
     /// Persists synchronously: waits for a persist in flight (recording its
@@ -263,31 +307,47 @@ impl Store {
     /// the persister thread, and returns that result. A failure of the
     /// persist it waited for is superseded: this persist writes everything
     /// that one would have, and returns its own error if it fails too.
+    ///
+    /// A defrag in flight or queued is waited for (queued: started and
+    /// waited for) first; its outcome is kept for [`Store::poll_defrag`].
     pub fn persist(&mut self) -> Result<(), StoreError> {
-        if self.in_flight.is_some() {
-            let done = self.persister.wait_done();
-            // Superseded by the persist below (see the doc comment).
-            let _earlier = self.finish_persist(done);
-        }
+        self.wait_for_jobs();
         let Some(job) = self.begin_persist() else {
             return Ok(());
         };
-        let done = match self.persister.submit(job) {
-            Ok(()) => self.persister.wait_done(),
-            Err(error) => PersistDone {
-                result: Err(error),
-                file_size_bytes: None,
-            },
-        };
-        self.finish_persist(done)
+        self.persister.submit(job);
+        let done = self.persister.wait_done();
+        match self.finish_job(done) {
+            Outcome::Persist(result) => result,
+            Outcome::Defrag(_) => unreachable!("a persist was submitted"),
+        }
     }
 
-    /// Captures the job for the current root and marks it in flight, or
-    /// returns `None` when the file already holds exactly this state. The
-    /// change counters restart here: they measure what the next persist
-    /// will carry.
-    fn begin_persist(&mut self) -> Option<PersistJob> {
-        assert!(self.in_flight.is_none(), "one persist in flight at most");
+    /// Waits for the job in flight and a defrag queued behind it, recording
+    /// their outcomes: a persist's is superseded by whatever the caller
+    /// submits next (which carries everything it would have), a defrag's is
+    /// kept for [`Store::poll_defrag`].
+    pub(super) fn wait_for_jobs(&mut self) {
+        loop {
+            if self.in_flight.is_some() {
+                let done = self.persister.wait_done();
+                match self.finish_job(done) {
+                    Outcome::Persist(_superseded) => {}
+                    Outcome::Defrag(result) => self.defrag_outcome = Some(result),
+                }
+            }
+            if !self.defrag_queued {
+                return;
+            }
+            self.start_queued_defrag();
+        }
+    }
+
+    /// Captures a persist of the current root and marks it in flight
+    /// ([`Store::begin_job`]), or returns `None` (restarting the change
+    /// counters) when the file already holds exactly this state.
+    fn begin_persist(&mut self) -> Option<Job> {
+        assert!(self.in_flight.is_none(), "one job in flight at most");
         self.last_persist = Instant::now();
         let unchanged = self.root.page().is_some()
             && self.applied_index == self.persisted_index
@@ -299,52 +359,65 @@ impl Store {
             self.dirty_bytes_since_persist = 0;
             return None;
         }
+        Some(self.begin_job(JobKind::Persist))
+    }
+
+    /// Captures a job of `kind` for the current root and marks it in
+    /// flight. The change counters restart here: they measure what the next
+    /// job will carry.
+    pub(super) fn begin_job(&mut self, kind: JobKind) -> Job {
+        assert!(self.in_flight.is_none(), "one job in flight at most");
         let meta = CommitMeta {
             applied_index: self.applied_index,
             revision: self.revision,
             compact_revision: self.compact_revision,
         };
-        self.in_flight = Some(InFlightPersist {
+        self.in_flight = Some(InFlightJob {
+            kind,
             meta,
             ops: self.ops_since_persist,
             dirty_bytes: self.dirty_bytes_since_persist,
         });
         self.ops_since_persist = 0;
         self.dirty_bytes_since_persist = 0;
-        Some(PersistJob {
+        Job {
+            kind,
             root: self.root.clone(),
             meta,
-        })
+        }
     }
 
-    /// Records the outcome of the persist in flight.
-    fn finish_persist(&mut self, done: PersistDone) -> Result<(), StoreError> {
+    /// Records the outcome of the job in flight: a job that committed its
+    /// snapshot advances the persisted state to what it captured.
+    pub(super) fn finish_job(&mut self, done: JobDone) -> Outcome {
         let in_flight = self
             .in_flight
             .take()
-            .expect("an outcome arrives only for a persist in flight");
+            .expect("an outcome arrives only for a job in flight");
+        assert_eq!(
+            matches!(done.outcome, Outcome::Defrag(_)),
+            in_flight.kind == JobKind::Defrag,
+            "the outcome is of the job in flight"
+        );
         if let Some(size) = done.file_size_bytes {
             self.file_size_bytes = size;
         }
-        match &done.result {
-            Ok(()) => {
-                assert!(
-                    in_flight.meta.applied_index >= self.persisted_index,
-                    "persisted index went back from {} to {}",
-                    self.persisted_index,
-                    in_flight.meta.applied_index
-                );
-                self.persisted_index = in_flight.meta.applied_index;
-                self.persisted_revision = in_flight.meta.revision;
-                self.persisted_compact_revision = in_flight.meta.compact_revision;
-            }
-            Err(_) => {
-                // Nothing became durable: the next persist carries these too.
-                self.ops_since_persist += in_flight.ops;
-                self.dirty_bytes_since_persist += in_flight.dirty_bytes;
-            }
+        if done.outcome.committed() {
+            assert!(
+                in_flight.meta.applied_index >= self.persisted_index,
+                "persisted index went back from {} to {}",
+                self.persisted_index,
+                in_flight.meta.applied_index
+            );
+            self.persisted_index = in_flight.meta.applied_index;
+            self.persisted_revision = in_flight.meta.revision;
+            self.persisted_compact_revision = in_flight.meta.compact_revision;
+        } else {
+            // Nothing became durable: the next persist carries these too.
+            self.ops_since_persist += in_flight.ops;
+            self.dirty_bytes_since_persist += in_flight.dirty_bytes;
         }
-        done.result
+        done.outcome
     }
 
     /// Every lease record of the working tree, ascending by id (for
@@ -359,7 +432,8 @@ impl Store {
         super::compact::entry_count(&self.root)
     }
 
-    /// Bytes the tree file uses, as of the last persist outcome collected.
+    /// Bytes the tree file uses, as of the last persist or defrag outcome
+    /// collected.
     pub fn file_size_bytes(&self) -> u64 {
         self.file_size_bytes
     }

@@ -4,7 +4,9 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
-use keel_engine::io::{FaultInjectingFile, FaultPlan, StdFile, StorageFile};
+use keel_engine::io::{
+    FaultInjectingFile, FaultInjectingFileSystem, FaultPlan, StdFile, StorageFile,
+};
 use keel_engine::{RangeOptions, RangeResult, Store, StoreOptions};
 use std::ops::Range;
 use std::path::Path;
@@ -26,6 +28,15 @@ pub fn faulty_store_with(path: &Path, options: StoreOptions) -> (Store, Arc<Faul
         plan.clone(),
     ));
     (Store::open_with_file(path, faulty, options).unwrap(), plan)
+}
+
+/// Opens (or creates) the store at `path` through a fault-injecting file
+/// system: its file, and every file a defrag creates, renames or removes,
+/// obey the returned plan.
+pub fn faulty_store_in(path: &Path, options: StoreOptions) -> (Store, Arc<FaultPlan>) {
+    let plan = FaultPlan::new();
+    let file_system = Arc::new(FaultInjectingFileSystem::std(plan.clone()));
+    (Store::open_in(path, file_system, options).unwrap(), plan)
 }
 
 /// [`faulty_store_with`] and default options.
