@@ -162,6 +162,8 @@ fn online_defrag_shrinks_the_file_while_writes_and_reads_go_on() {
     store.persist().unwrap();
     let size_before = store.file_size_bytes();
     assert_eq!(file_len(&path), size_before);
+    let in_use_before = store.size_in_use_bytes();
+    assert!(in_use_before * 2 <= size_before);
 
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..READERS)
@@ -203,6 +205,10 @@ fn online_defrag_shrinks_the_file_while_writes_and_reads_go_on() {
         size_after * 2 <= size_before,
         "defrag took the file from {size_before} to {size_after} bytes"
     );
+    // The snapshot was the persisted state: the new file is exactly the
+    // pages that state referenced, and all of it is in use.
+    assert_eq!(size_after, in_use_before);
+    assert_eq!(store.size_in_use_bytes(), size_after);
     check_model(&store.reader(), &model);
 
     // A persist after the defrag appends to the new file: only the changed

@@ -347,8 +347,9 @@ type Split = (Arc<[u8]>, Arc<Node>);
 /// copied and marked dirty (callers pass keys they found in the tree). Leaves that become empty leave their parent; a branch left with
 /// one child is replaced by it, so separators stay valid bounds (every key
 /// of child i + 1 is >= `keys[i]`, every key of child i is below it). Leaves
-/// are not merged: a tree thinned by compaction keeps small leaves until a
-/// defrag rewrites it.
+/// are not merged: a tree thinned by compaction keeps small leaves, one
+/// page each, and a defrag does not repack them either (it copies the
+/// nodes as they are, so the writer's tree can share them).
 pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
     debug_assert!(sorted_keys.windows(2).all(|pair| pair[0] < pair[1]));
     if sorted_keys.is_empty() {

@@ -94,6 +94,9 @@ pub(crate) struct JobDone {
     pub(crate) outcome: Outcome,
     /// The file's size after the job; `None` when the thread is gone.
     pub(crate) file_size_bytes: Option<u64>,
+    /// Bytes the file's last commit references after the job; `None` when
+    /// the thread is gone.
+    pub(crate) size_in_use_bytes: Option<u64>,
 }
 
 /// The store's handle on the persister thread.
@@ -182,6 +185,7 @@ impl Persister {
         JobDone {
             outcome,
             file_size_bytes: None,
+            size_in_use_bytes: None,
         }
     }
 }
@@ -215,6 +219,7 @@ fn run(mut tree_file: TreeFile, jobs: &Receiver<Job>, done: &SyncSender<JobDone>
         let job_done = JobDone {
             outcome,
             file_size_bytes: Some(tree_file.size_bytes()),
+            size_in_use_bytes: Some(tree_file.size_in_use_bytes()),
         };
         if done.send(job_done).is_err() {
             return;

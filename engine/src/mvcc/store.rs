@@ -69,6 +69,9 @@ pub struct Store {
     pub(super) defrag_outcome: Option<Result<(), crate::error::DefragError>>,
     /// The tree file's size after the last persist outcome collected.
     file_size_bytes: u64,
+    /// Bytes of the file its last commit references, as of the last
+    /// outcome collected (counted on the persister thread).
+    size_in_use_bytes: u64,
     /// The working tree; published views hold older roots.
     pub(crate) root: Arc<Node>,
     pub(crate) revision: i64,
@@ -150,6 +153,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let path = tree_file.path().to_path_buf();
         let file_size_bytes = tree_file.size_bytes();
+        let size_in_use_bytes = tree_file.size_in_use_bytes();
         let persister = Persister::spawn(tree_file)?;
         let meta = recovered.meta;
         let revision = meta.revision.max(FRESH_STORE_REVISION);
@@ -166,6 +170,7 @@ impl Store {
             defrag_queued: false,
             defrag_outcome: None,
             file_size_bytes,
+            size_in_use_bytes,
             root: recovered.root,
             revision,
             compact_revision: meta.compact_revision,
@@ -402,6 +407,9 @@ impl Store {
         if let Some(size) = done.file_size_bytes {
             self.file_size_bytes = size;
         }
+        if let Some(size) = done.size_in_use_bytes {
+            self.size_in_use_bytes = size;
+        }
         if done.outcome.committed() {
             assert!(
                 in_flight.meta.applied_index >= self.persisted_index,
@@ -436,5 +444,17 @@ impl Store {
     /// collected.
     pub fn file_size_bytes(&self) -> u64 {
         self.file_size_bytes
+    }
+
+    /// etcd's `db_size_in_use`: bytes of the tree file that its last
+    /// commit references (the header page, the pages of every node
+    /// reachable from the committed root, and the commit record page), as
+    /// of the last persist or defrag outcome collected. The rest of
+    /// [`Store::file_size_bytes`] is superseded pages a defrag would
+    /// reclaim. Counted on the persister thread as part of each persist,
+    /// from per-node subtree page counts, visiting only the nodes it
+    /// writes: free to call.
+    pub fn size_in_use_bytes(&self) -> u64 {
+        self.size_in_use_bytes
     }
 }
