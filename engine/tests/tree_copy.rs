@@ -2,12 +2,17 @@
 //! file opens as a store with the same data, history, leases, revision,
 //! compaction point and applied index, holds only live nodes, stays
 //! writable; writing it leaves the source store's persists intact; an
-//! existing path or a failed write is an error.
+//! existing path or a failed write is an error; a crash at any write,
+//! fdatasync, create, rename or directory fsync leaves either no file under
+//! the name or the whole copy, never a partial one.
 
 mod common;
 
 use common::{everything, put_many};
-use keel_engine::io::{FaultInjectingFile, FaultPlan, StdFile, WriteFault};
+use keel_engine::btree::part_file_path;
+use keel_engine::io::{
+    DirOp, FaultInjectingFile, FaultInjectingFileSystem, FaultPlan, StdFile, WriteFault,
+};
 use keel_engine::{RangeOptions, ReadView, Store, StoreError, StoreOptions};
 use std::path::Path;
 
@@ -71,6 +76,7 @@ fn copy_opens_with_the_same_state_and_only_live_nodes() {
     let copy_path = dir.path().join("copy");
     let size = view.write_tree_file(&copy_path).unwrap();
     assert_eq!(std::fs::metadata(&copy_path).unwrap().len(), size);
+    assert!(!part_file_path(&copy_path).exists());
     assert!(
         size * 2 < store.file_size_bytes(),
         "copy {size} bytes, original {} bytes",
@@ -184,5 +190,64 @@ fn failed_write_is_an_error_and_leaves_no_valid_commit() {
             assert_eq!(reopened.tree_entry_count(), 0, "{writes_from_now}");
             assert_eq!(reopened.applied_index(), 0);
         }
+    }
+}
+
+/// How to arm one crash point of a copy.
+#[derive(Clone, Copy, Debug)]
+enum CrashPoint {
+    Write(u64, WriteFault),
+    Sync(u64),
+    Dir(DirOp),
+}
+
+#[test]
+fn crash_while_writing_a_copy_leaves_no_partial_file_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = busy_store(&dir.path().join("db"));
+    let view = store.reader().view();
+
+    let plan = FaultPlan::new();
+    let file_system = FaultInjectingFileSystem::std(plan.clone());
+    view.write_tree_file_in(&file_system, &dir.path().join("clean"))
+        .unwrap();
+    let (writes, syncs) = (plan.writes_seen(), plan.syncs_seen());
+    assert!(writes >= 3 && syncs == 2, "{writes} writes, {syncs} syncs");
+
+    let mut points = Vec::new();
+    for write in 0..writes {
+        points.push(CrashPoint::Write(write, WriteFault::Fail));
+        points.push(CrashPoint::Write(
+            write,
+            WriteFault::Tear { keep_bytes: 100 },
+        ));
+    }
+    points.extend((0..syncs).map(CrashPoint::Sync));
+    points.extend([DirOp::Create, DirOp::Rename, DirOp::SyncDir].map(CrashPoint::Dir));
+    for (index, point) in points.into_iter().enumerate() {
+        let plan = FaultPlan::new();
+        let file_system = FaultInjectingFileSystem::std(plan.clone());
+        let path = dir.path().join(format!("copy{index}"));
+        match point {
+            CrashPoint::Write(write, fault) => plan.arm(write, fault),
+            CrashPoint::Sync(sync) => plan.arm_sync(sync),
+            CrashPoint::Dir(op) => plan.crash_at(op),
+        }
+        let result = view.write_tree_file_in(&file_system, &path);
+        assert!(
+            matches!(result, Err(StoreError::Io { .. })),
+            "{point:?}: {result:?}"
+        );
+        if matches!(point, CrashPoint::Dir(DirOp::SyncDir)) {
+            // Crashed after the rename: the whole copy is in place.
+            check_same(&open(&path).reader().view(), &view);
+            continue;
+        }
+        assert!(!path.exists(), "{point:?}: nothing under the name");
+        // Writing again works, whatever `.part` the crash left.
+        plan.disarm();
+        view.write_tree_file_in(&file_system, &path).unwrap();
+        assert!(!part_file_path(&path).exists(), "{point:?}");
+        check_same(&open(&path).reader().view(), &view);
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! The file has exactly the format [`super::TreeFile::open`] reads
 //! (`page.rs`): a header with a fresh salt, every node of the tree (and no
-//! other), children before parents, then one commit record (sequence 1).
+//! other), children before parents, then one commit record (sequence 1;
+//! a defrag continues its file's sequence).
 //! Writing follows a persist's order: nodes, fdatasync, commit record,
-//! fdatasync. The tree's nodes are only read: their pages (which say where
+//! fdatasync; [`write_tree_copy`] does it under a `.part` name and renames
+//! the result into place, so a crash never leaves a partial copy under the
+//! final name. The tree's nodes are only read: their pages (which say where
 //! they sit in the store's own file) are left alone, so a persist of the
 //! store may run at the same time.
 
@@ -17,38 +20,78 @@ use super::page::{
     PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
-use crate::io::{StdFile, StorageFile};
-use std::fs::OpenOptions;
+use crate::io::{FileSystem, StdFileSystem, StorageFile};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Creates the tree file `path` (failing if anything is there) holding the
-/// tree under `root` with `meta` in its commit record, and fsyncs it and
-/// its directory. Returns the file's size in bytes. On error it removes
-/// what it wrote. Not atomic across a crash (a partial file has no valid
-/// commit record and would open as an empty store): write under a
-/// temporary name and rename.
+/// Appended to a copy's name for the file it is written to before the
+/// rename.
+pub const PART_FILE_SUFFIX: &str = ".part";
+
+/// Where [`write_tree_copy`] writes the copy for `path` before renaming it:
+/// `<path>.part`, in the same directory.
+pub fn part_file_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(PART_FILE_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Creates the tree file `path` holding the tree under `root` with `meta`
+/// in its commit record, atomically across a crash: written to
+/// `<path>.part` (emptying a stale one), fdatasynced, renamed to `path`,
+/// and the directory fsynced. Returns the file's size in bytes. Errors
+/// with `AlreadyExists` (writing nothing) if anything is at `path` when it
+/// starts; a file appearing there meanwhile would be replaced by the
+/// rename. On error it removes the `.part` file; a crash leaves either no
+/// `path` (maybe a `.part`, which the next write to `path` empties) or the
+/// whole copy, never a partial one.
 pub fn write_tree_copy(path: &Path, root: &Node, meta: CommitMeta) -> Result<u64, StoreError> {
-    let io_error = |source: io::Error| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
+    write_tree_copy_in(&StdFileSystem, path, root, meta)
+}
+
+/// [`write_tree_copy`] through `file_system` (crash tests pass a
+/// fault-injecting one).
+pub fn write_tree_copy_in(
+    file_system: &dyn FileSystem,
+    path: &Path,
+    root: &Node,
+    meta: CommitMeta,
+) -> Result<u64, StoreError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: io::Error| StoreError::Io { path, source }
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error)?;
-    let written = write_tree_copy_to(&StdFile::new(file), path, root, meta).and_then(|size| {
-        sync_parent(path).map_err(io_error)?;
+    if file_system.exists(path).map_err(io_error(path))? {
+        return Err(io_error(path)(io::Error::from(
+            io::ErrorKind::AlreadyExists,
+        )));
+    }
+    let part_path = part_file_path(path);
+    let part = file_system
+        .create(&part_path)
+        .map_err(io_error(&part_path))?;
+    let written = write_tree_copy_to(part.as_ref(), &part_path, root, meta);
+    drop(part);
+    let renamed = written.and_then(|size| {
+        file_system
+            .rename(&part_path, path)
+            .map_err(io_error(&part_path))?;
         Ok(size)
     });
-    if written.is_err() {
-        // The error says what went wrong; a leftover partial file would only
-        // mislead (it opens as an empty store).
-        let _ = std::fs::remove_file(path);
+    match renamed {
+        // Past the rename there is no `.part` to remove, and `path` holds
+        // the whole copy whether or not its name survives a crash.
+        Ok(size) => file_system
+            .sync_parent_dir(path)
+            .map_err(io_error(path))
+            .map(|()| size),
+        Err(error) => {
+            // The error says what went wrong; a leftover partial file would
+            // only mislead (it opens as an empty store).
+            let _ = file_system.remove_file(&part_path);
+            Err(error)
+        }
     }
-    written
 }
 
 /// Writes the tree file into `file` (emptied first; `path` names it in
@@ -170,15 +213,6 @@ pub(super) fn assign_copy_pages(root: &Node) -> (u64, u64) {
     let mut next_page = 1;
     let (root_page, _) = assign(root, &mut next_page, 0);
     (root_page, next_page)
-}
-
-/// fsyncs the directory holding `path`, so the new name is durable.
-fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent)?.sync_all()
 }
 
 /// Appends nodes from page 1 on, buffering up to

@@ -26,7 +26,9 @@ pub mod file;
 pub mod node;
 pub mod page;
 
-pub use copy::{write_tree_copy, write_tree_copy_to};
+pub use copy::{
+    part_file_path, write_tree_copy, write_tree_copy_in, write_tree_copy_to, PART_FILE_SUFFIX,
+};
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};

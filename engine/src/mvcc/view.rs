@@ -8,9 +8,11 @@ use super::key::{decode_value, encode_key, prefix_of, revision_of, user_key_of, 
 use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
-use crate::btree::{write_tree_copy, write_tree_copy_to, CommitMeta, Cursor, Entry, Node};
+use crate::btree::{
+    write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, Entry, Node,
+};
 use crate::error::{MvccError, StoreError};
-use crate::io::StorageFile;
+use crate::io::{FileSystem, StorageFile};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -86,11 +88,22 @@ impl ReadView {
     /// exist): only the nodes of this view, and one commit record with its
     /// revision, compaction point and applied index, in the format
     /// [`super::Store::open`] reads. Returns the file's size in bytes. The
-    /// primitive for backend snapshots and defrag; see `btree/copy.rs` (in
-    /// particular: not atomic across a crash, so write under a temporary
-    /// name and rename). Safe while the store persists.
+    /// primitive for backend snapshots. Crash-safe: written as
+    /// `<path>.part`, fdatasynced, renamed to `path`, directory fsynced, so
+    /// `path` is either absent or whole (`btree/copy.rs`). Safe while the
+    /// store persists or defrags.
     pub fn write_tree_file(&self, path: &Path) -> Result<u64, StoreError> {
         write_tree_copy(path, &self.root, self.commit_meta())
+    }
+
+    /// [`ReadView::write_tree_file`] through `file_system` (crash tests
+    /// pass a fault-injecting one).
+    pub fn write_tree_file_in(
+        &self,
+        file_system: &dyn FileSystem,
+        path: &Path,
+    ) -> Result<u64, StoreError> {
+        write_tree_copy_in(file_system, path, &self.root, self.commit_meta())
     }
 
     /// [`ReadView::write_tree_file`] into an open `file` (emptied first;
