@@ -11,6 +11,7 @@
 //! [`health`].
 
 pub mod cluster;
+pub mod concurrency;
 pub mod grpc;
 pub mod health;
 pub mod io_compat;

@@ -21,6 +21,8 @@ use keel_proto::etcdserverpb::{
 };
 use keel_proto::health::HealthCheckRequest;
 use keel_proto::methods;
+use keel_proto::v3electionpb::{CampaignRequest, LeaderRequest, ProclaimRequest, ResignRequest};
+use keel_proto::v3lockpb::{LockRequest, UnlockRequest};
 use keel_raft_shim::{FromRaft, RaftStatus, ShardId, ToRaft};
 use prost::Message;
 
@@ -29,7 +31,7 @@ use crate::io_compat::TokioIo;
 use crate::shard::Shard;
 use crate::status::unknown_method;
 use crate::ServeConfig;
-use crate::{cluster, health, kv, lease, maintenance, txn};
+use crate::{cluster, concurrency, health, kv, lease, maintenance, txn};
 
 /// Streams one HTTP/2 connection may have open at once.
 pub const CONNECTION_STREAMS_MAX: u32 = 1024;
@@ -156,7 +158,7 @@ async fn progress_notifier(shard: Rc<Shard>) {
 
 async fn serve_call(
     request: http::Request<RecvStream>,
-    respond: SendResponse<Bytes>,
+    mut respond: SendResponse<Bytes>,
     shard: Rc<Shard>,
 ) {
     let (parts, body) = request.into_parts();
@@ -168,6 +170,9 @@ async fn serve_call(
         methods::MAINTENANCE_SNAPSHOT => {
             return crate::snapshot::serve_snapshot(shard, body, respond).await
         }
+        methods::ELECTION_OBSERVE => {
+            return crate::concurrency::serve_observe(shard, body, respond).await
+        }
         _ => {}
     }
     let limit = shard.config.recv_limit_bytes();
@@ -176,8 +181,16 @@ async fn serve_call(
         Ok(None) => return, // the client reset the stream or vanished mid-request
         Err(status) => return send_result(respond, Err(status)),
     };
+    let path = parts.uri.path();
     let result = match grpc::unframe(&message, limit) {
-        Ok(bytes) => dispatch(&shard, parts.uri.path(), bytes).await,
+        Ok(bytes) if path == methods::LOCK_LOCK || path == methods::ELECTION_CAMPAIGN => {
+            // These may wait for a long time: stop if the client goes away.
+            let waited =
+                concurrency::until_call_reset(&mut respond, dispatch(&shard, path, bytes)).await;
+            let Some(result) = waited else { return };
+            result
+        }
+        Ok(bytes) => dispatch(&shard, path, bytes).await,
         Err(error) => Err(error.to_status()),
     };
     send_result(respond, result);
@@ -269,6 +282,30 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         methods::LEASE_LEASES => {
             let request = decode::<LeaseLeasesRequest>(message)?;
             Ok(grpc::frame(&lease::leases(shard, request).await?))
+        }
+        methods::LOCK_LOCK => {
+            let request = decode::<LockRequest>(message)?;
+            Ok(grpc::frame(&concurrency::lock(shard, request).await?))
+        }
+        methods::LOCK_UNLOCK => {
+            let request = decode::<UnlockRequest>(message)?;
+            Ok(grpc::frame(&concurrency::unlock(shard, request).await?))
+        }
+        methods::ELECTION_CAMPAIGN => {
+            let request = decode::<CampaignRequest>(message)?;
+            Ok(grpc::frame(&concurrency::campaign(shard, request).await?))
+        }
+        methods::ELECTION_PROCLAIM => {
+            let request = decode::<ProclaimRequest>(message)?;
+            Ok(grpc::frame(&concurrency::proclaim(shard, request).await?))
+        }
+        methods::ELECTION_LEADER => {
+            let request = decode::<LeaderRequest>(message)?;
+            Ok(grpc::frame(&concurrency::leader(shard, request).await?))
+        }
+        methods::ELECTION_RESIGN => {
+            let request = decode::<ResignRequest>(message)?;
+            Ok(grpc::frame(&concurrency::resign(shard, request).await?))
         }
         methods::CLUSTER_MEMBER_LIST => {
             let request = decode::<MemberListRequest>(message)?;

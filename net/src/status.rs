@@ -28,6 +28,12 @@ pub enum RequestError {
     BadLeaderTransferee,
     /// The backend is over `--quota-backend-bytes`.
     NoSpace,
+    /// etcd's `concurrency.ErrSessionExpired` (its lock key vanished).
+    ConcurrencySessionExpired,
+    /// etcd's `concurrency.ErrElectionNotLeader`.
+    ElectionNotLeader,
+    /// etcd's `concurrency.ErrElectionNoLeader`.
+    ElectionNoLeader,
     /// A request keel does not serve yet.
     Unsupported,
     Mvcc(MvccError),
@@ -75,6 +81,11 @@ pub fn to_status(error: &RequestError) -> Status {
         RequestError::Apply(ApplyError::LeaseExists) => {
             (Code::FailedPrecondition, "etcdserver: lease already exists")
         }
+        // The concurrency recipes' errors reach clients as grpc-go's
+        // Unknown status with the error's text.
+        RequestError::ConcurrencySessionExpired => (Code::Unknown, "session expired"),
+        RequestError::ElectionNotLeader => (Code::Unknown, "election: not leader"),
+        RequestError::ElectionNoLeader => (Code::Unknown, "election: no leader"),
         RequestError::BadLeaderTransferee => (
             Code::FailedPrecondition,
             "etcdserver: bad leader transferee",
