@@ -25,6 +25,8 @@ pub struct Config {
     pub auto_compaction: Option<AutoCompaction>,
     /// etcd's `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval: Duration,
+    /// etcd's `--quota-backend-bytes` (0: 2 GiB; negative: no quota).
+    pub quota_backend_bytes: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -87,6 +89,8 @@ usage: keel [flags]
   --auto-compaction-retention R    auto compaction retention: periodic: a duration like \"5m\" or
                                    a bare number of hours; revision: revisions to keep
                                    (default \"0\", off)
+  --quota-backend-bytes N          raise the NOSPACE alarm when the backend would pass N bytes
+                                   (default 0 = 2 GiB; negative: no quota)
   --experimental-watch-progress-notify-interval D
                                    interval of periodic watch progress notifications (default 10m)
   --shard-cores N                  shard cores serving clients (default: CPUs - 1, at least 1,
@@ -101,7 +105,7 @@ a flag on the command line wins over its variable.
 
 /// Every setting, by its etcd flag name (also its config-file key and, upper-cased
 /// with `_`, its `ETCD_*` variable).
-pub const SETTINGS: [&str; 14] = [
+pub const SETTINGS: [&str; 15] = [
     "name",
     "data-dir",
     "listen-client-urls",
@@ -116,6 +120,7 @@ pub const SETTINGS: [&str; 14] = [
     "shard-cores",
     "config-file",
     "experimental-watch-progress-notify-interval",
+    "quota-backend-bytes",
 ];
 
 /// One setting from the command line, the environment or the config file.
@@ -160,6 +165,7 @@ impl Config {
         let mut max_request_bytes = keel_net::MAX_REQUEST_BYTES_DEFAULT;
         let mut compaction_mode = COMPACTION_MODE_PERIODIC.to_string();
         let mut compaction_retention = "0".to_string();
+        let mut quota_backend_bytes = Some(keel_net::QUOTA_BACKEND_BYTES_DEFAULT);
         let mut watch_progress_notify_interval = keel_net::watch::PROGRESS_NOTIFY_INTERVAL_DEFAULT;
 
         for (flag, setting) in settings {
@@ -174,6 +180,19 @@ impl Config {
                 "initial-cluster-token" => token = value()?,
                 "max-txn-ops" => max_txn_ops = parse_number(&flag, &value()?, 1, 1 << 20)?,
                 "shard-cores" => shard_cores = parse_number(&flag, &value()?, 1, 64)?,
+                "quota-backend-bytes" => {
+                    let text = value()?;
+                    let bytes: i64 = text.trim().parse().map_err(|_| ConfigError::BadValue {
+                        flag: flag.clone(),
+                        value: text.clone(),
+                        reason: "parse error".into(),
+                    })?;
+                    quota_backend_bytes = match bytes {
+                        0 => Some(keel_net::QUOTA_BACKEND_BYTES_DEFAULT),
+                        bytes if bytes < 0 => None,
+                        bytes => Some(bytes as u64),
+                    };
+                }
                 "experimental-watch-progress-notify-interval" => {
                     let text = value()?;
                     watch_progress_notify_interval = parse_go_duration(&text)
@@ -233,6 +252,7 @@ impl Config {
             max_request_bytes,
             max_txn_ops,
             watch_progress_notify_interval,
+            quota_backend_bytes,
         })
     }
 

@@ -75,6 +75,7 @@ fn main() {
         max_txn_ops: config.max_txn_ops,
         watch_progress_notify_interval: config.watch_progress_notify_interval,
         snapshot_dir: config.data_dir.join("member").join("snap"),
+        quota_backend_bytes: config.quota_backend_bytes,
         member: MemberConfig {
             name: config.name.clone(),
             peer_urls: config.initial_advertise_peer_urls.clone(),

@@ -3,9 +3,12 @@
 //! [`crate::txn`] reuses the per-op checks.
 
 use keel_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+use std::sync::atomic::Ordering;
+
+use keel_proto::etcdserverpb::alarm_request::AlarmAction;
 use keel_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse,
+    AlarmRequest, AlarmType, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
 };
 use keel_proto::keelpb::internal_request::Request;
 use keel_raft_shim::range::range_request;
@@ -89,12 +92,56 @@ pub async fn compact(
     }
 }
 
-/// etcd refuses a proposal whose encoded size passes `--max-request-bytes`.
+/// etcd refuses a proposal whose encoded size passes `--max-request-bytes`,
+/// and a write that would take the backend past `--quota-backend-bytes`.
 pub async fn propose(shard: &Shard, request: Request) -> Result<Response, RequestError> {
     // The raft entry: the id field (tag + at most 10 varint bytes) and the request.
     let entry_len = 1 + 10 + request.encoded_len();
     if entry_len > shard.config.max_request_bytes {
         return Err(RequestError::RequestTooLarge);
     }
+    check_quota(shard, &request).await?;
     shard.propose(request).await
+}
+
+/// etcd's per-key overhead in its quota arithmetic.
+const QUOTA_KV_OVERHEAD_BYTES: u64 = 256;
+/// etcd's per-lease overhead in its quota arithmetic.
+const QUOTA_LEASE_OVERHEAD_BYTES: u64 = 64;
+
+/// etcd's `quotaAlarmer.check`: a write that does not fit raises NOSPACE
+/// (through raft, once) and is refused. keel measures the bytes its last
+/// backend commit uses rather than the file's size: its file is
+/// append-only and reclaimed by defrag, where bbolt reuses freed pages.
+async fn check_quota(shard: &Shard, request: &Request) -> Result<(), RequestError> {
+    let Some(quota) = shard.config.quota_backend_bytes else {
+        return Ok(());
+    };
+    let cost = match request {
+        Request::Put(put) => QUOTA_KV_OVERHEAD_BYTES + (put.key.len() + put.value.len()) as u64,
+        Request::Txn(txn) => QUOTA_KV_OVERHEAD_BYTES + prost::Message::encoded_len(txn) as u64,
+        Request::LeaseGrant(_) => QUOTA_LEASE_OVERHEAD_BYTES,
+        _ => return Ok(()),
+    };
+    let in_use = shard.status.db_size_in_use_bytes.load(Ordering::Relaxed);
+    if in_use + cost <= quota {
+        return Ok(());
+    }
+    let raised = shard
+        .status
+        .alarms
+        .load()
+        .iter()
+        .any(|alarm| alarm.alarm == AlarmType::Nospace as i32);
+    if !raised {
+        let activate = AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: shard.status.member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        if let Err(error) = shard.propose(Request::Alarm(activate)).await {
+            eprintln!("keel: warning: raising NOSPACE failed: {error:?}");
+        }
+    }
+    Err(RequestError::NoSpace)
 }

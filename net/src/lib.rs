@@ -33,6 +33,8 @@ pub use txn::MAX_TXN_OPS_DEFAULT;
 
 /// etcd's `--max-request-bytes` default: 1.5 MiB.
 pub const MAX_REQUEST_BYTES_DEFAULT: usize = 1536 * 1024;
+/// etcd's default backend quota: 2 GiB.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
 /// etcd lets gRPC receive this much beyond `--max-request-bytes`.
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
@@ -44,6 +46,8 @@ pub struct ServeConfig {
     /// etcd's `--max-txn-ops`.
     pub max_txn_ops: usize,
     pub member: MemberConfig,
+    /// etcd's `--quota-backend-bytes` (`None`: no quota).
+    pub quota_backend_bytes: Option<u64>,
     /// Where Maintenance.Snapshot writes its temporary copy of the backend
     /// (`<data-dir>/member/snap`).
     pub snapshot_dir: std::path::PathBuf,

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 
 use keel_proto::etcdserverpb::alarm_request::AlarmAction;
 use keel_proto::etcdserverpb::{
-    AlarmRequest, AlarmResponse, AlarmType, HashKvRequest, HashKvResponse, HashRequest,
-    HashResponse, MoveLeaderRequest, MoveLeaderResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    StatusRequest, StatusResponse,
 };
 use keel_proto::keelpb::internal_request::Request;
 use keel_raft_shim::Response;
@@ -43,10 +44,9 @@ pub fn status(shard: &Shard, _request: StatusRequest) -> StatusResponse {
                 format!("memberID:{} alarm:{kind} ", alarm.member_id)
             })
             .collect(),
-        // The backend does not count its free pages yet: report the whole
-        // file as in use (etcd's value is at most db_size too).
-        db_size_in_use: db_size_bytes,
+        db_size_in_use: raft.db_size_in_use_bytes.load(Ordering::Relaxed) as i64,
         is_learner: false,
+        db_size_quota: shard.config.quota_backend_bytes.unwrap_or(0) as i64,
         ..StatusResponse::default()
     }
 }
@@ -67,6 +67,18 @@ pub async fn alarm(shard: &Shard, request: AlarmRequest) -> Result<AlarmResponse
         }
         Err(_) => Err(RequestError::Unsupported),
     }
+}
+
+/// etcd's Defragment, online: the raft core goes on applying (and reads go
+/// on) while the backend is rewritten into a fresh file.
+pub async fn defragment(
+    shard: &Shard,
+    _request: DefragmentRequest,
+) -> Result<DefragmentResponse, RequestError> {
+    shard.defragment().await?;
+    Ok(DefragmentResponse {
+        header: Some(shard.status.header(shard.reader.view().revision())),
+    })
 }
 
 /// etcd's Hash: of the whole backend at the current view.

@@ -15,8 +15,8 @@ use h2::RecvStream;
 use http::{HeaderMap, HeaderValue};
 use keel_engine::StoreReader;
 use keel_proto::etcdserverpb::{
-    AlarmRequest, CompactionRequest, DeleteRangeRequest, HashKvRequest, HashRequest,
-    LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    AlarmRequest, CompactionRequest, DefragmentRequest, DeleteRangeRequest, HashKvRequest,
+    HashRequest, LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
     MemberListRequest, MoveLeaderRequest, PutRequest, RangeRequest, StatusRequest, TxnRequest,
 };
 use keel_proto::health::HealthCheckRequest;
@@ -254,6 +254,10 @@ async fn dispatch(shard: &Shard, path: &str, message: &[u8]) -> Result<Bytes, St
         methods::MAINTENANCE_ALARM => {
             let request = decode::<AlarmRequest>(message)?;
             Ok(grpc::frame(&maintenance::alarm(shard, request).await?))
+        }
+        methods::MAINTENANCE_DEFRAGMENT => {
+            let request = decode::<DefragmentRequest>(message)?;
+            Ok(grpc::frame(&maintenance::defragment(shard, request).await?))
         }
         methods::MAINTENANCE_HASH => {
             let request = decode::<HashRequest>(message)?;

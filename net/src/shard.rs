@@ -94,6 +94,17 @@ impl Shard {
         }
     }
 
+    /// Defragments the backend; resolves once the defrag finished.
+    pub async fn defragment(&self) -> Result<(), RequestError> {
+        match self
+            .call(|shard, token| ToRaft::Defragment { shard, token })
+            .await?
+        {
+            FromRaft::Defragmented { result, .. } => result.map_err(RequestError::Defrag),
+            _ => unreachable!("a defragment is answered by Defragmented"),
+        }
+    }
+
     async fn call(
         &self,
         make: impl FnOnce(ShardId, Token) -> ToRaft,
@@ -120,7 +131,8 @@ impl Shard {
             let token = match &reply {
                 FromRaft::Applied { token, .. }
                 | FromRaft::ReadIndexReady { token }
-                | FromRaft::Lease { token, .. } => *token,
+                | FromRaft::Lease { token, .. }
+                | FromRaft::Defragmented { token, .. } => *token,
                 FromRaft::Events(batch) => {
                     self.watches.on_events(batch);
                     continue;

@@ -34,6 +34,8 @@ pub enum RequestError {
     ElectionNotLeader,
     /// etcd's `concurrency.ErrElectionNoLeader`.
     ElectionNoLeader,
+    /// The defrag failed (its error's text).
+    Defrag(String),
     /// A request keel does not serve yet.
     Unsupported,
     Mvcc(MvccError),
@@ -43,6 +45,9 @@ pub enum RequestError {
 }
 
 pub fn to_status(error: &RequestError) -> Status {
+    if let RequestError::Defrag(text) = error {
+        return Status::new(Code::Unknown, text.clone());
+    }
     let (code, message) = match error {
         RequestError::EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
         RequestError::InvalidSortOption => {
@@ -83,6 +88,7 @@ pub fn to_status(error: &RequestError) -> Status {
         }
         // The concurrency recipes' errors reach clients as grpc-go's
         // Unknown status with the error's text.
+        RequestError::Defrag(_) => unreachable!("answered above"),
         RequestError::ConcurrencySessionExpired => (Code::Unknown, "session expired"),
         RequestError::ElectionNotLeader => (Code::Unknown, "election: not leader"),
         RequestError::ElectionNoLeader => (Code::Unknown, "election: no leader"),

@@ -70,6 +70,9 @@ pub struct RaftStatus {
     pub committed_index: AtomicU64,
     /// Bytes of the backend file, as of the last persist collected.
     pub db_size_bytes: AtomicU64,
+    /// Bytes of that file the last commit references (etcd's
+    /// `db_size_in_use`).
+    pub db_size_in_use_bytes: AtomicU64,
     pub member_id: u64,
     pub cluster_id: u64,
     /// Bit `s` is set while shard core `s` has watchers: the raft core
@@ -139,6 +142,11 @@ fn backend_options() -> StoreOptions {
     }
 }
 
+/// Backend files smaller than this are never defragmented automatically.
+pub const AUTO_DEFRAG_FILE_BYTES_MIN: u64 = 256 << 20;
+/// File bytes per byte in use at which keel defragments by itself.
+pub const AUTO_DEFRAG_WASTE_RATIO: u64 = 4;
+
 /// Changes between backend persists, at most (etcd's default snapshot count).
 pub const BACKEND_PERSIST_OPS_MAX: u64 = 100_000;
 /// Time between backend persists, at most, once anything changed.
@@ -165,6 +173,8 @@ pub struct RaftCore {
     auto_compactor: Option<AutoCompactor>,
     leases: Lessor,
     alarms: Alarms,
+    /// Defragment calls waiting for the defrag in flight.
+    defrag_waiters: Vec<(ShardId, Token)>,
     /// The next id for a grant that asks the server to pick one.
     next_lease_id: i64,
 }
@@ -280,6 +290,9 @@ impl RaftCore {
         status
             .db_size_bytes
             .store(store.file_size_bytes(), Ordering::Relaxed);
+        status
+            .db_size_in_use_bytes
+            .store(store.size_in_use_bytes(), Ordering::Relaxed);
         let reader = store.reader();
         let revision = store.revision();
         let leases = open_leases(&store);
@@ -304,6 +317,7 @@ impl RaftCore {
             entry_buffer: Vec::new(),
             leases,
             alarms: Alarms::default(),
+            defrag_waiters: Vec::new(),
             next_lease_id: first_lease_id(config.member_id),
             auto_compactor: config
                 .auto_compaction
@@ -363,7 +377,7 @@ impl RaftCore {
                 self.revoke_expired();
             }
             self.on_ready(&replies).await;
-            self.maintain_backend();
+            self.maintain_backend(&replies).await;
         }
         if let Err(error) = self.store.persist() {
             eprintln!("keel: warning: final backend persist failed: {error}");
@@ -436,6 +450,10 @@ impl RaftCore {
                     }
                 }
                 ToRaft::ReadIndex { shard, token } => self.reads_unsent.push((shard, token)),
+                ToRaft::Defragment { shard, token } => {
+                    self.defrag_waiters.push((shard, token));
+                    self.start_defrag();
+                }
                 ToRaft::Lease {
                     shard,
                     token,
@@ -601,20 +619,71 @@ impl RaftCore {
     /// one. The persist runs on the engine's persister thread: the raft
     /// core keeps applying while a copy-on-write snapshot of the tree is
     /// written. WAL segments go only once the backend holds their entries.
-    fn maintain_backend(&mut self) {
+    async fn maintain_backend(&mut self, replies: &[ConnectedSender<FromRaft>]) {
         match self.store.poll_persist() {
             Some(Ok(())) => self.release_persisted(),
             // The WAL still holds everything; the next persist retries.
             Some(Err(error)) => eprintln!("keel: warning: backend persist failed: {error}"),
             None => {}
         }
-        self.store.start_persist();
+        if let Some(outcome) = self.store.poll_defrag() {
+            let result = outcome.map_err(|error| error.to_string());
+            match &result {
+                Ok(()) => eprintln!(
+                    "keel: defrag finished: backend file {} bytes, {} in use",
+                    self.store.file_size_bytes(),
+                    self.store.size_in_use_bytes()
+                ),
+                Err(error) => eprintln!("keel: warning: defrag failed: {error}"),
+            }
+            self.release_persisted();
+            for (shard, token) in std::mem::take(&mut self.defrag_waiters) {
+                let result = result.clone();
+                send_reply(replies, shard, FromRaft::Defragmented { token, result }).await;
+            }
+        } else if self.auto_defrag_due() {
+            eprintln!(
+                "keel: auto-defrag: backend file {} bytes, {} in use",
+                self.store.file_size_bytes(),
+                self.store.size_in_use_bytes()
+            );
+            self.start_defrag();
+        }
+        if !self.store.defrag_in_progress() {
+            self.store.start_persist();
+        }
+    }
+
+    /// Starts a defrag unless one is already on its way (its waiters are
+    /// then answered by that one, which starts after their request).
+    fn start_defrag(&mut self) {
+        if self.store.defrag_in_progress() {
+            return;
+        }
+        if let Err(error) = self.store.start_defrag() {
+            eprintln!("keel: warning: defrag not started: {error}");
+        }
+    }
+
+    /// keel reclaims space by itself (its backend file is append-only, so
+    /// unlike bbolt it never reuses pages): once the file is past
+    /// [`AUTO_DEFRAG_FILE_BYTES_MIN`] and more than
+    /// [`AUTO_DEFRAG_WASTE_RATIO`] times what the last commit uses.
+    fn auto_defrag_due(&self) -> bool {
+        let file = self.store.file_size_bytes();
+        let in_use = self.store.size_in_use_bytes().max(1);
+        !self.store.defrag_in_progress()
+            && file >= AUTO_DEFRAG_FILE_BYTES_MIN
+            && file / in_use >= AUTO_DEFRAG_WASTE_RATIO
     }
 
     fn release_persisted(&mut self) {
         self.status
             .db_size_bytes
             .store(self.store.file_size_bytes(), Ordering::Relaxed);
+        self.status
+            .db_size_in_use_bytes
+            .store(self.store.size_in_use_bytes(), Ordering::Relaxed);
         let persisted = self.store.persisted_index();
         if let Err(error) = self.wal.release_before(persisted) {
             eprintln!("keel: warning: releasing wal segments failed: {error}");

@@ -45,6 +45,8 @@ pub enum ToRaft {
     },
     /// Linearizable read barrier: answer once the read index is applied.
     ReadIndex { shard: ShardId, token: Token },
+    /// Maintenance.Defragment: rewrite the backend file (online).
+    Defragment { shard: ShardId, token: Token },
     /// A lease question answered from the raft core's memory, without raft.
     Lease {
         shard: ShardId,
@@ -89,6 +91,12 @@ pub enum FromRaft {
     Lease {
         token: Token,
         answer: LeaseAnswer,
+    },
+    /// The defrag a `Defragment` waited for finished (the error's text if
+    /// it failed).
+    Defragmented {
+        token: Token,
+        result: Result<(), String>,
     },
     /// Everything one apply cycle changed, for the core's watchers. Sent
     /// only to cores that have watchers (`RaftStatus::watching_shards`),
