@@ -83,6 +83,10 @@ fn main() {
         },
     };
 
+    let metrics: std::sync::Arc<[std::sync::Arc<keel_net::metrics::ShardMetrics>]> = (0..config
+        .shard_cores)
+        .map(|_| std::sync::Arc::new(keel_net::metrics::ShardMetrics::default()))
+        .collect();
     let mut inboxes = Vec::new();
     let mut replies = Vec::new();
     let mut shard_setups = Vec::new();
@@ -93,6 +97,7 @@ fn main() {
         replies.push(reply);
         shard_setups.push(ShardSetup {
             id: shard,
+            metrics: metrics.clone(),
             config: serve_config.clone(),
             reader: reader.clone(),
             status: status.clone(),

@@ -55,3 +55,65 @@ impl<S: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<S> {
         Pin::new(&mut self.0).poll_close(cx)
     }
 }
+
+/// A stream whose first bytes were already read (to tell HTTP/2 from
+/// HTTP/1.1): reads give those bytes back first, then the stream's.
+pub struct Replay<S> {
+    pub inner: S,
+    head: Vec<u8>,
+    head_read: usize,
+}
+
+impl<S> Replay<S> {
+    pub fn new(inner: S, head: Vec<u8>) -> Replay<S> {
+        Replay {
+            inner,
+            head,
+            head_read: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.head_read < self.head.len() {
+            let this = &mut *self;
+            let left = &this.head[this.head_read..];
+            let count = left.len().min(buf.len());
+            buf[..count].copy_from_slice(&left[..count]);
+            this.head_read += count;
+            return Poll::Ready(Ok(count));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}

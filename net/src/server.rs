@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
@@ -27,11 +28,13 @@ use keel_raft_shim::{FromRaft, RaftStatus, ShardId, ToRaft};
 use prost::Message;
 
 use crate::grpc::{self, Code, FrameError, Status};
-use crate::io_compat::TokioIo;
+use crate::io_compat::{Replay, TokioIo};
+use crate::metrics::ShardMetrics;
 use crate::shard::Shard;
 use crate::status::unknown_method;
 use crate::ServeConfig;
 use crate::{cluster, concurrency, health, kv, lease, maintenance, txn};
+use std::sync::atomic::Ordering;
 
 /// Streams one HTTP/2 connection may have open at once.
 pub const CONNECTION_STREAMS_MAX: u32 = 1024;
@@ -45,6 +48,9 @@ pub const STREAM_SEND_BUFFER_BYTES_MAX: usize = 4 << 20;
 /// Everything one shard core needs, handed over from start-up.
 pub struct ShardSetup {
     pub id: ShardId,
+    /// Every shard core's metrics, indexed by shard id (this core writes
+    /// only its own).
+    pub metrics: Arc<[Arc<ShardMetrics>]>,
     pub config: ServeConfig,
     pub reader: StoreReader,
     pub status: Arc<RaftStatus>,
@@ -72,6 +78,7 @@ pub async fn run_shard(
     let from_raft = setup.from_raft.connect().await;
     let shard = Rc::new(Shard::new(
         setup.id,
+        setup.metrics,
         setup.reader,
         setup.status,
         setup.config,
@@ -128,7 +135,28 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, shard: Rc<Shard>) {
+/// The first bytes of every HTTP/2 connection (the client preface).
+const HTTP2_PREFACE_START: &[u8; 4] = b"PRI ";
+
+async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
+    use futures_lite::AsyncReadExt;
+    let mut head = [0u8; 4];
+    let mut seen = 0;
+    while seen < head.len() {
+        match stream.read(&mut head[seen..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => seen += read,
+        }
+    }
+    if &head != HTTP2_PREFACE_START {
+        return crate::http1::serve(stream, head.to_vec(), shard).await;
+    }
+    shard.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    serve_http2(Replay::new(stream, head.to_vec()), &shard).await;
+    shard.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve_http2(stream: Replay<TcpStream>, shard: &Rc<Shard>) {
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(CONNECTION_STREAMS_MAX)
@@ -158,42 +186,74 @@ async fn progress_notifier(shard: Rc<Shard>) {
 
 async fn serve_call(
     request: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
     shard: Rc<Shard>,
 ) {
     let (parts, body) = request.into_parts();
-    match parts.uri.path() {
-        methods::WATCH_WATCH => return crate::watch::serve_watch(shard, body, respond).await,
+    let path = parts.uri.path();
+    let method = shard.metrics.method(path);
+    if let Some(method) = method {
+        shard.metrics.started(method);
+    }
+    let started = Instant::now();
+    let code = serve_method(path, body, respond, &shard).await;
+    if let (Some(method), Some(code)) = (method, code) {
+        shard.metrics.handled(method, code, started.elapsed());
+    }
+}
+
+/// Serves one call; returns the status code it ended with (`None` if the
+/// client went away first).
+async fn serve_method(
+    path: &str,
+    body: RecvStream,
+    mut respond: SendResponse<Bytes>,
+    shard: &Rc<Shard>,
+) -> Option<Code> {
+    let shard = shard.clone();
+    match path {
+        methods::WATCH_WATCH => {
+            crate::watch::serve_watch(shard, body, respond).await;
+            return Some(Code::Ok);
+        }
         methods::LEASE_KEEP_ALIVE => {
-            return crate::lease::serve_keep_alive(shard, body, respond).await
+            crate::lease::serve_keep_alive(shard, body, respond).await;
+            return Some(Code::Ok);
         }
         methods::MAINTENANCE_SNAPSHOT => {
-            return crate::snapshot::serve_snapshot(shard, body, respond).await
+            crate::snapshot::serve_snapshot(shard, body, respond).await;
+            return Some(Code::Ok);
         }
         methods::ELECTION_OBSERVE => {
-            return crate::concurrency::serve_observe(shard, body, respond).await
+            crate::concurrency::serve_observe(shard, body, respond).await;
+            return Some(Code::Ok);
         }
         _ => {}
     }
     let limit = shard.config.recv_limit_bytes();
     let message = match read_message(body, limit).await {
         Ok(Some(message)) => message,
-        Ok(None) => return, // the client reset the stream or vanished mid-request
-        Err(status) => return send_result(respond, Err(status)),
+        Ok(None) => return None, // the client reset the stream or vanished mid-request
+        Err(status) => {
+            let code = status.code;
+            send_result(respond, Err(status));
+            return Some(code);
+        }
     };
-    let path = parts.uri.path();
     let result = match grpc::unframe(&message, limit) {
         Ok(bytes) if path == methods::LOCK_LOCK || path == methods::ELECTION_CAMPAIGN => {
             // These may wait for a long time: stop if the client goes away.
-            let waited =
-                concurrency::until_call_reset(&mut respond, dispatch(&shard, path, bytes)).await;
-            let Some(result) = waited else { return };
-            result
+            concurrency::until_call_reset(&mut respond, dispatch(&shard, path, bytes)).await?
         }
         Ok(bytes) => dispatch(&shard, path, bytes).await,
         Err(error) => Err(error.to_status()),
     };
+    let code = match &result {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code,
+    };
     send_result(respond, result);
+    Some(code)
 }
 
 /// Reads the request body: one framed gRPC message, at most `limit` bytes.

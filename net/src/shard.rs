@@ -18,6 +18,7 @@ use keel_raft_shim::{
     FromRaft, LeaseAnswer, LeaseQuery, RaftStatus, Response, ShardId, ToRaft, Token,
 };
 
+use crate::metrics::ShardMetrics;
 use crate::status::RequestError;
 use crate::watch::WatchHub;
 use crate::ServeConfig;
@@ -28,6 +29,10 @@ pub struct Shard {
     pub status: Arc<RaftStatus>,
     pub config: ServeConfig,
     pub watches: WatchHub,
+    /// This core's metrics.
+    pub metrics: Arc<ShardMetrics>,
+    /// Every core's metrics, for `/metrics`.
+    pub all_metrics: Arc<[Arc<ShardMetrics>]>,
     to_raft: ConnectedSender<ToRaft>,
     waiters: RefCell<HashMap<Token, oneshot::Sender<FromRaft>>>,
     next_token: Cell<Token>,
@@ -37,18 +42,28 @@ pub struct Shard {
 impl Shard {
     pub fn new(
         id: ShardId,
+        all_metrics: Arc<[Arc<ShardMetrics>]>,
         reader: StoreReader,
         status: Arc<RaftStatus>,
         config: ServeConfig,
         to_raft: ConnectedSender<ToRaft>,
     ) -> Shard {
-        let watches = WatchHub::new(id, reader.clone(), status.clone(), config.max_request_bytes);
+        let metrics = all_metrics[id].clone();
+        let watches = WatchHub::new(
+            id,
+            reader.clone(),
+            status.clone(),
+            config.max_request_bytes,
+            metrics.clone(),
+        );
         Shard {
             id,
             reader,
             status,
             config,
             watches,
+            metrics,
+            all_metrics,
             to_raft,
             waiters: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),

@@ -35,6 +35,7 @@ use crate::message::{
     ApplyError, EventBatch, FromRaft, LeaseAnswer, LeaseQuery, ShardId, ToRaft, Token,
     PROPOSAL_BATCH_BYTES_MAX, PROPOSAL_BATCH_MAX, PROPOSAL_QUEUE_MAX,
 };
+use crate::metrics::RaftMetrics;
 use crate::wal_codec::{self, RECORD_ENTRY, RECORD_HARD_STATE};
 
 /// How often raft's logical clock ticks.
@@ -80,6 +81,8 @@ pub struct RaftStatus {
     pub watching_shards: AtomicU64,
     /// The raised alarms (Maintenance.Alarm GET, Status errors).
     pub alarms: AlarmList,
+    /// What the raft core measures, for `/metrics`.
+    pub metrics: RaftMetrics,
 }
 
 impl RaftStatus {
@@ -173,6 +176,8 @@ pub struct RaftCore {
     auto_compactor: Option<AutoCompactor>,
     leases: Lessor,
     alarms: Alarms,
+    /// When the persist in flight started.
+    persist_started: Option<Instant>,
     /// Defragment calls waiting for the defrag in flight.
     defrag_waiters: Vec<(ShardId, Token)>,
     /// The next id for a grant that asks the server to pick one.
@@ -318,6 +323,7 @@ impl RaftCore {
             leases,
             alarms: Alarms::default(),
             defrag_waiters: Vec::new(),
+            persist_started: None,
             next_lease_id: first_lease_id(config.member_id),
             auto_compactor: config
                 .auto_compaction
@@ -479,9 +485,16 @@ impl RaftCore {
         }
         let mut ready = self.node.ready();
         if let Some(soft_state) = ready.ss() {
-            self.status
+            let previous = self
+                .status
                 .leader_id
-                .store(soft_state.leader_id, Ordering::Relaxed);
+                .swap(soft_state.leader_id, Ordering::Relaxed);
+            if previous != soft_state.leader_id && soft_state.leader_id != 0 {
+                self.status
+                    .metrics
+                    .leader_changes
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             debug_assert!(
                 soft_state.raft_state == StateRole::Leader
                     || soft_state.leader_id != self.status.member_id
@@ -519,7 +532,13 @@ impl RaftCore {
         }
         if self.wal.buffered_bytes() > 0 {
             // One io_uring write and one fdatasync for the whole ready.
-            if let Err(error) = self.wal.sync() {
+            let sync_started = Instant::now();
+            let synced = self.wal.sync();
+            self.status
+                .metrics
+                .wal_fsync
+                .observe(sync_started.elapsed());
+            if let Err(error) = synced {
                 // As etcd: a member that cannot make its log durable stops.
                 eprintln!("keel: fatal: wal sync failed: {error}");
                 std::process::exit(2);
@@ -620,7 +639,16 @@ impl RaftCore {
     /// core keeps applying while a copy-on-write snapshot of the tree is
     /// written. WAL segments go only once the backend holds their entries.
     async fn maintain_backend(&mut self, replies: &[ConnectedSender<FromRaft>]) {
-        match self.store.poll_persist() {
+        let collected = self.store.poll_persist();
+        if collected.is_some() {
+            if let Some(started) = self.persist_started.take() {
+                self.status
+                    .metrics
+                    .backend_commit
+                    .observe(started.elapsed());
+            }
+        }
+        match collected {
             Some(Ok(())) => self.release_persisted(),
             // The WAL still holds everything; the next persist retries.
             Some(Err(error)) => eprintln!("keel: warning: backend persist failed: {error}"),
@@ -649,8 +677,8 @@ impl RaftCore {
             );
             self.start_defrag();
         }
-        if !self.store.defrag_in_progress() {
-            self.store.start_persist();
+        if !self.store.defrag_in_progress() && self.store.start_persist() {
+            self.persist_started = Some(Instant::now());
         }
     }
 
@@ -744,6 +772,12 @@ impl RaftCore {
                 if watching != 0 {
                     watched_events.extend(events);
                 }
+                let metrics = &self.status.metrics;
+                metrics.proposals_committed.fetch_add(1, Ordering::Relaxed);
+                match &result {
+                    Ok(_) => metrics.proposals_applied.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => metrics.proposals_failed.fetch_add(1, Ordering::Relaxed),
+                };
                 if let Ok(response) = &mut result {
                     let mut header = self.status.header(revision);
                     header.raft_term = term;

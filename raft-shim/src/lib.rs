@@ -20,6 +20,7 @@ pub mod convert;
 pub mod core;
 pub mod lease;
 pub mod message;
+pub mod metrics;
 pub mod range;
 pub mod txn;
 pub mod wal_codec;

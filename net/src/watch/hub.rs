@@ -38,6 +38,7 @@ use prost::Message;
 
 use super::outbox::Outbox;
 use crate::grpc;
+use crate::metrics::ShardMetrics;
 
 /// Most history events one catch-up step reads for one watcher.
 pub const CATCH_UP_EVENTS_MAX: usize = 1000;
@@ -135,6 +136,7 @@ pub struct WatchHub {
     status: Arc<RaftStatus>,
     /// Fragmented responses are cut at this size (etcd: `--max-request-bytes`).
     fragment_bytes: usize,
+    metrics: Arc<ShardMetrics>,
     state: RefCell<HubState>,
     catch_up_due: Cell<bool>,
     catch_up_waker: Cell<Option<Waker>>,
@@ -146,6 +148,7 @@ impl WatchHub {
         reader: StoreReader,
         status: Arc<RaftStatus>,
         fragment_bytes: usize,
+        metrics: Arc<ShardMetrics>,
     ) -> WatchHub {
         assert!(shard < u64::BITS as usize, "at most 64 shard cores");
         WatchHub {
@@ -153,6 +156,7 @@ impl WatchHub {
             reader,
             status,
             fragment_bytes,
+            metrics,
             state: RefCell::new(HubState::default()),
             catch_up_due: Cell::new(false),
             catch_up_waker: Cell::new(None),
@@ -298,6 +302,9 @@ impl WatchHub {
             state.ranges.insert(watcher_key);
         }
         state.watcher_count += 1;
+        self.metrics
+            .watchers
+            .store(state.watcher_count as u64, Ordering::Relaxed);
         if state.watcher_count == 1 {
             // Batches were not sent to this core while it had no watchers:
             // everything up to the view is covered by history.
@@ -416,6 +423,9 @@ impl WatchHub {
         }
         state.unsynced.remove(&key);
         state.watcher_count -= 1;
+        self.metrics
+            .watchers
+            .store(state.watcher_count as u64, Ordering::Relaxed);
         if state.watcher_count == 0 {
             self.status
                 .watching_shards
