@@ -1,5 +1,6 @@
-//! Guards keel-bench's failure paths: an unreachable endpoint and an
-//! unknown flag fail fast, with a message and a non-zero exit, no hang.
+//! Guards keel-bench's failure paths: an unreachable endpoint, a listener
+//! that never speaks HTTP/2 (`--dial-timeout`), TLS flags and an unknown
+//! flag fail fast, with a message and a non-zero exit, no hang.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -42,4 +43,85 @@ fn unknown_flag_is_refused() {
     let (ok, stderr) = bench(&["--nope", "put"]);
     assert!(!ok);
     assert!(stderr.contains("unknown flag: --nope"), "{stderr}");
+}
+
+#[test]
+fn silent_listener_fails_within_the_dial_timeout() {
+    // Listening (the kernel completes TCP handshakes) but never answering.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = listener.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let (ok, stderr) = bench(&[
+        "--endpoints",
+        &endpoint,
+        "--dial-timeout",
+        "1s",
+        "put",
+        "--total",
+        "10",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("dial timeout"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
+
+#[test]
+fn tls_flags_fail_clearly() {
+    let (ok, stderr) = bench(&["--cacert", "ca.pem", "put", "--total", "1"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("TLS is not supported by keel-bench yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mvcc_put_and_range_run_in_process() {
+    for args in [
+        &[
+            "--json",
+            "mvcc",
+            "put",
+            "--total",
+            "300",
+            "--key-size",
+            "16",
+        ][..],
+        &[
+            "--json",
+            "mvcc",
+            "put",
+            "--total",
+            "50",
+            "--txn",
+            "--txn-ops",
+            "4",
+        ][..],
+        &[
+            "--json",
+            "mvcc",
+            "range",
+            "--total",
+            "200",
+            "--key-space-size",
+            "500",
+        ][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_keel-bench"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {stdout}");
+        let total = args[args.iter().position(|a| *a == "--total").unwrap() + 1];
+        assert!(
+            stdout.contains(&format!("\"successes\":{total},\"errors\":0")),
+            "{args:?}: {stdout}"
+        );
+    }
 }

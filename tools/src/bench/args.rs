@@ -1,6 +1,11 @@
-//! keel-bench's flags: etcd `benchmark`'s names and defaults.
+//! keel-bench's flags: etcd `benchmark`'s names and defaults (where keel-bench
+//! differs, `USAGE` says so). Tests: tools/tests/flags.rs.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::command::{Command, MvccEngineOptions};
+use crate::go_format::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
@@ -9,100 +14,39 @@ pub struct Args {
     pub clients: usize,
     pub client_cores: usize,
     pub json: bool,
+    /// Numbers in full precision (Go's `%g`) instead of four decimals.
+    pub precise: bool,
+    /// Print the per-second series after each summary.
+    pub sample: bool,
+    /// How long connecting (TCP, HTTP/2, first PING answered) may take;
+    /// zero: no limit.
+    pub dial_timeout: Duration,
+    /// Find the leader among the endpoints (Status) and use only it.
+    pub target_leader: bool,
+    /// `--user name:password`: authenticate and send the token.
+    pub user: Option<Credentials>,
+    /// `--cacert/--cert/--key/--insecure-skip-tls-verify`, if any was given.
+    pub tls: Option<TlsFiles>,
     pub command: Command,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Put {
-        total: usize,
-        key_size: usize,
-        val_size: usize,
-        sequential_keys: bool,
-        key_space_size: usize,
-    },
-    Range {
-        key: Vec<u8>,
-        end: Vec<u8>,
-        total: usize,
-        serializable: bool,
-        limit: i64,
-    },
-    /// Txns of `txn_ops` puts each (etcd: `txn-put`).
-    TxnPut {
-        total: usize,
-        key_size: usize,
-        val_size: usize,
-        txn_ops: usize,
-        key_space_size: usize,
-    },
-    /// Txns of one op each: a range with probability rw/(1+rw), else a put
-    /// (etcd: `txn-mixed`).
-    TxnMixed {
-        total: usize,
-        key_size: usize,
-        val_size: usize,
-        rw_ratio: f64,
-        serializable: bool,
-        key_space_size: usize,
-        limit: i64,
-        end_key: Vec<u8>,
-    },
-    /// Each client grants a lease, then renews it `total` times overall
-    /// (etcd: `lease-keepalive`).
-    LeaseKeepalive { total: usize },
-    /// `streams` watch streams with `watchers_per_stream` watchers on one
-    /// key; one more connection puts the key `put_total` times at
-    /// `put_rate`/s (etcd: `watch-latency`).
-    WatchLatency {
-        put_total: usize,
-        put_rate: usize,
-        key_size: usize,
-        val_size: usize,
-        streams: usize,
-        watchers_per_stream: usize,
-        prev_kv: bool,
-    },
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub name: String,
+    pub password: String,
 }
 
-impl Command {
-    /// Requests (put, range, txn, keep-alive) or puts (watch-latency).
-    pub fn total(&self) -> usize {
-        match self {
-            Command::Put { total, .. }
-            | Command::Range { total, .. }
-            | Command::TxnPut { total, .. }
-            | Command::TxnMixed { total, .. }
-            | Command::LeaseKeepalive { total } => *total,
-            Command::WatchLatency { put_total, .. } => *put_total,
-        }
-    }
-
-    /// Results a complete run records: requests, or puts plus one event
-    /// per put per watcher.
-    pub fn expected_results(&self) -> usize {
-        match self {
-            Command::WatchLatency {
-                put_total,
-                streams,
-                watchers_per_stream,
-                ..
-            } => put_total * (1 + streams * watchers_per_stream),
-            other => other.total(),
-        }
-    }
-
-    /// (JSON key, text title) of each report the command prints.
-    pub fn report_names(&self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Command::TxnMixed { .. } => &[("read", "Read summary"), ("write", "Write summary")],
-            Command::WatchLatency { .. } => {
-                &[("put", "Put summary"), ("watch", "Watch events summary")]
-            }
-            _ => &[("", "Summary")],
-        }
-    }
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    pub ca_cert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub insecure_skip_verify: bool,
 }
+
+/// keel-bench's default `--dial-timeout` (etcd's is 0, a dial that does not
+/// wait; keel-bench waits for the connection, so it needs a bound).
+pub const DIAL_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 pub const USAGE: &str = "\
 usage: keel-bench [global flags] COMMAND [flags]
@@ -111,11 +55,21 @@ global flags (as etcd's benchmark):
   --endpoints URLS     comma-separated gRPC endpoints (default 127.0.0.1:2379)
   --conns N            total number of gRPC connections (default 1)
   --clients N          total number of gRPC clients (default 1)
+  --target-leader      connect only to the leader (asks each endpoint's Status)
+  --dial-timeout D     limit on connecting, incl. the server answering an HTTP/2
+                       PING (Go duration; default 30s, 0 = none; etcd's default is 0)
+  --precise            print numbers in full precision (Go %g) instead of 4 decimals
+  --sample             print the per-second series (min/avg/max latency, count)
+  --user NAME:PASSWORD authenticate (Auth.Authenticate) and send the token; keel
+                       has no auth yet, so against keel this fails with its error
+  --cacert/--cert/--key FILE, --insecure-skip-tls-verify
+                       TLS: accepted but not supported by keel-bench yet (it exits)
   --client-cores N     load-generator executors (keel-bench's own; default: one per CPU)
   --json               print the result as JSON
 
 commands and their flags (defaults in parentheses):
   put:    --total N (10000) --key-size N (8) --val-size N (8) --sequential-keys --key-space-size N (1)
+          --rate N (0: no limit) --compact-interval D (0: never) --compact-index-delta N (1000)
   range KEY [END]:  --total N (10000) --consistency l|s (l) --limit N (0)
   txn-put:    --total N (10000) --key-size N (8) --val-size N (8) --txn-ops N (1) --key-space-size N (1)
   txn-mixed:  --total N (10000) --key-size N (8) --val-size N (8) --rw-ratio F (1)
@@ -123,6 +77,15 @@ commands and their flags (defaults in parentheses):
   lease-keepalive:  --total N (10000)
   watch-latency:    --put-total N (1000; --total is etcd 3.4's name) --put-rate N (100)
               --key-size N (32) --val-size N (32) --streams N (10) --watchers-per-stream N (10) --prevkv
+  watch:      --streams N (10) --watch-per-stream N (100) --watched-key-total N (1) --put-total N (1000)
+              --put-rate N (0: no limit) --key-size N (32) --key-space-size N (1) --sequential-keys
+              (event latency: put response to event arrival, matched by revision; etcd's
+              own times only its client's event processing)
+  watch-get:  --watchers N (10000) --streams N (1) --events N (8)
+  mvcc put:   --total N (100) --key-size N (64) --value-size N (64) --txn --txn-ops N (1)
+              --batch-interval MS (100) --batch-limit N (10000)   [keel's engine, in-process]
+  mvcc range: --total N (100) --key-size N (64) --value-size N (64) --key-space-size N (10000)
+              --limit N (0: one key per read) --batch-interval MS --batch-limit N   [keel-bench's own]
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -134,6 +97,36 @@ impl std::fmt::Display for ArgsError {
     }
 }
 
+/// Every flag as given, before it is resolved per command.
+#[derive(Default)]
+struct Given {
+    total: Option<usize>,
+    key_size: Option<usize>,
+    val_size: Option<usize>,
+    sequential_keys: bool,
+    key_space_size: Option<usize>,
+    serializable: bool,
+    limit: Option<i64>,
+    txn_ops: Option<usize>,
+    txn: bool,
+    rw_ratio: Option<f64>,
+    end_key: Vec<u8>,
+    put_total: Option<usize>,
+    put_rate: Option<usize>,
+    rate: usize,
+    streams: Option<usize>,
+    watchers_per_stream: Option<usize>,
+    watch_per_stream: Option<usize>,
+    watched_key_total: Option<usize>,
+    watchers: Option<usize>,
+    events: Option<usize>,
+    prev_kv: bool,
+    compact_interval: Option<Duration>,
+    compact_index_delta: Option<i64>,
+    batch_interval_ms: Option<u64>,
+    batch_limit: Option<u64>,
+}
+
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> {
     let mut endpoints = vec!["127.0.0.1:2379".to_string()];
     let mut conns = 1;
@@ -143,21 +136,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
         .map(|n| n.get())
         .unwrap_or(1);
     let mut json = false;
-    let mut total: Option<usize> = None;
-    let mut key_size: Option<usize> = None;
-    let mut val_size: Option<usize> = None;
-    let mut sequential_keys = false;
-    let mut key_space_size = 1;
-    let mut serializable = false;
-    let mut limit: Option<i64> = None;
-    let mut txn_ops = 1;
-    let mut rw_ratio = 1.0f64;
-    let mut end_key = Vec::new();
-    let mut put_total: Option<usize> = None;
-    let mut put_rate = 100;
-    let mut streams = 10;
-    let mut watchers_per_stream = 10;
-    let mut prev_kv = false;
+    let mut precise = false;
+    let mut sample = false;
+    let mut dial_timeout = DIAL_TIMEOUT_DEFAULT;
+    let mut target_leader = false;
+    let mut user = None;
+    let mut tls = TlsFiles::default();
+    let mut given = Given::default();
     let mut command: Option<String> = None;
     let mut positional: Vec<String> = Vec::new();
 
@@ -185,35 +170,73 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
             text.parse::<usize>()
                 .map_err(|_| ArgsError(format!("invalid number {text:?}")))
         };
+        let duration = |text: String| parse_duration(&text).map_err(ArgsError);
+        // A boolean flag takes an optional `=true`/`=false`, as Go's.
+        let boolean = |inline: &Option<String>| match inline.as_deref() {
+            None | Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ArgsError(format!("invalid boolean {other:?}"))),
+        };
         match flag.as_str() {
             "endpoints" => endpoints = value()?.split(',').map(str::to_string).collect(),
             "conns" => conns = number(value()?)?,
             "clients" => clients = number(value()?)?,
             "client-cores" => client_cores = number(value()?)?,
-            "json" => json = true,
-            "total" => total = Some(number(value()?)?),
-            "key-size" => key_size = Some(number(value()?)?),
-            "val-size" => val_size = Some(number(value()?)?),
-            "sequential-keys" => sequential_keys = true,
-            "key-space-size" => key_space_size = number(value()?)?,
-            "limit" => limit = Some(number(value()?)? as i64),
-            "txn-ops" => txn_ops = number(value()?)?,
+            "json" => json = boolean(&inline)?,
+            "precise" => precise = boolean(&inline)?,
+            "sample" => sample = boolean(&inline)?,
+            "dial-timeout" => dial_timeout = duration(value()?)?,
+            "target-leader" => target_leader = boolean(&inline)?,
+            "user" => user = Some(credentials(&value()?)?),
+            "cacert" => tls.ca_cert = Some(value()?),
+            "cert" => tls.cert = Some(value()?),
+            "key" => tls.key = Some(value()?),
+            "insecure-skip-tls-verify" => tls.insecure_skip_verify = boolean(&inline)?,
+            "total" => given.total = Some(number(value()?)?),
+            "key-size" => given.key_size = Some(number(value()?)?),
+            "val-size" | "value-size" => given.val_size = Some(number(value()?)?),
+            "sequential-keys" => given.sequential_keys = boolean(&inline)?,
+            "key-space-size" => given.key_space_size = Some(number(value()?)?),
+            "limit" => given.limit = Some(number(value()?)? as i64),
+            "txn-ops" => given.txn_ops = Some(number(value()?)?),
+            "txn" => given.txn = boolean(&inline)?,
             "rw-ratio" => {
                 let text = value()?;
-                rw_ratio = text
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|ratio| ratio.is_finite() && *ratio >= 0.0)
-                    .ok_or_else(|| ArgsError(format!("invalid ratio {text:?}")))?
+                given.rw_ratio = Some(
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|ratio| ratio.is_finite() && *ratio >= 0.0)
+                        .ok_or_else(|| ArgsError(format!("invalid ratio {text:?}")))?,
+                )
             }
-            "end-key" => end_key = value()?.into_bytes(),
-            "put-total" => put_total = Some(number(value()?)?),
-            "put-rate" => put_rate = number(value()?)?,
-            "streams" => streams = number(value()?)?,
-            "watchers-per-stream" => watchers_per_stream = number(value()?)?,
-            "prevkv" => prev_kv = true,
+            "end-key" => given.end_key = value()?.into_bytes(),
+            "put-total" => given.put_total = Some(number(value()?)?),
+            "put-rate" => given.put_rate = Some(number(value()?)?),
+            "rate" => given.rate = number(value()?)?,
+            "streams" => given.streams = Some(number(value()?)?),
+            "watchers-per-stream" => given.watchers_per_stream = Some(number(value()?)?),
+            "watch-per-stream" => given.watch_per_stream = Some(number(value()?)?),
+            "watched-key-total" => given.watched_key_total = Some(number(value()?)?),
+            "watchers" => given.watchers = Some(number(value()?)?),
+            "events" => given.events = Some(number(value()?)?),
+            "prevkv" => given.prev_kv = boolean(&inline)?,
+            "compact-interval" => {
+                let interval = duration(value()?)?;
+                given.compact_interval = (!interval.is_zero()).then_some(interval);
+            }
+            "compact-index-delta" => {
+                let text = value()?;
+                given.compact_index_delta = Some(
+                    text.parse::<i64>()
+                        .ok()
+                        .filter(|delta| *delta >= 0)
+                        .ok_or_else(|| ArgsError(format!("invalid delta {text:?}")))?,
+                )
+            }
+            "batch-interval" => given.batch_interval_ms = Some(number(value()?)? as u64),
+            "batch-limit" => given.batch_limit = Some(number(value()?)? as u64),
             "consistency" => {
-                serializable = match value()?.as_str() {
+                given.serializable = match value()?.as_str() {
                     "l" => false,
                     "s" => true,
                     other => {
@@ -227,19 +250,83 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
             _ => return Err(ArgsError(format!("unknown flag: --{flag}"))),
         }
     }
-    if conns == 0 || clients == 0 || client_cores == 0 || key_space_size == 0 {
+    if conns == 0 || clients == 0 || client_cores == 0 || given.key_space_size == Some(0) {
         return Err(ArgsError(
             "--conns, --clients, --client-cores and --key-space-size must be at least 1".into(),
         ));
     }
-    let requests = total.unwrap_or(10_000);
-    let command = match command.as_deref() {
+    let command = resolve(command.as_deref(), &positional, given)?;
+    let endpoints = endpoints
+        .iter()
+        .map(|endpoint| {
+            let bare = endpoint.trim_start_matches("http://").trim_end_matches('/');
+            let bare = bare.replace("localhost", "127.0.0.1");
+            bare.parse::<SocketAddr>()
+                .map_err(|_| ArgsError(format!("bad endpoint {endpoint:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls = (tls != TlsFiles::default()).then_some(tls);
+    Ok(Args {
+        endpoints,
+        conns,
+        clients,
+        client_cores,
+        json,
+        precise,
+        sample,
+        dial_timeout,
+        target_leader,
+        user,
+        tls,
+        command,
+    })
+}
+
+/// `name:password` (etcd prompts when the password is left out; keel-bench
+/// does not prompt).
+fn credentials(text: &str) -> Result<Credentials, ArgsError> {
+    match text.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok(Credentials {
+            name: name.to_string(),
+            password: password.to_string(),
+        }),
+        _ => Err(ArgsError(format!(
+            "--user needs NAME:PASSWORD (keel-bench does not prompt), got {text:?}"
+        ))),
+    }
+}
+
+fn at_least_one(values: &[(&str, usize)]) -> Result<(), ArgsError> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((flag, _)) => Err(ArgsError(format!("--{flag} must be at least 1"))),
+        None => Ok(()),
+    }
+}
+
+/// The command named `name` with the flags that apply to it.
+fn resolve(name: Option<&str>, positional: &[String], given: Given) -> Result<Command, ArgsError> {
+    let requests = given.total.unwrap_or(10_000);
+    let key_space_size = given.key_space_size.unwrap_or(1);
+    let txn_ops = given.txn_ops.unwrap_or(1);
+    let engine = MvccEngineOptions {
+        batch_interval: given
+            .batch_interval_ms
+            .map(Duration::from_millis)
+            .unwrap_or(MvccEngineOptions::default().batch_interval),
+        batch_limit: given
+            .batch_limit
+            .unwrap_or(MvccEngineOptions::default().batch_limit),
+    };
+    let command = match name {
         Some("put") => Command::Put {
             total: requests,
-            key_size: key_size.unwrap_or(8),
-            val_size: val_size.unwrap_or(8),
-            sequential_keys,
+            key_size: given.key_size.unwrap_or(8),
+            val_size: given.val_size.unwrap_or(8),
+            sequential_keys: given.sequential_keys,
             key_space_size,
+            rate: given.rate,
+            compact_interval: given.compact_interval,
+            compact_index_delta: given.compact_index_delta.unwrap_or(1000),
         },
         Some("range") => {
             let key = positional
@@ -255,232 +342,123 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
                 key,
                 end,
                 total: requests,
-                serializable,
-                limit: limit.unwrap_or(0),
+                serializable: given.serializable,
+                limit: given.limit.unwrap_or(0),
             }
         }
         Some("txn-put") => {
-            if txn_ops == 0 {
-                return Err(ArgsError("--txn-ops must be at least 1".into()));
-            }
+            at_least_one(&[("txn-ops", txn_ops)])?;
             Command::TxnPut {
                 total: requests,
-                key_size: key_size.unwrap_or(8),
-                val_size: val_size.unwrap_or(8),
+                key_size: given.key_size.unwrap_or(8),
+                val_size: given.val_size.unwrap_or(8),
                 txn_ops,
                 key_space_size,
             }
         }
         Some("txn-mixed") => Command::TxnMixed {
             total: requests,
-            key_size: key_size.unwrap_or(8),
-            val_size: val_size.unwrap_or(8),
-            rw_ratio,
-            serializable,
+            key_size: given.key_size.unwrap_or(8),
+            val_size: given.val_size.unwrap_or(8),
+            rw_ratio: given.rw_ratio.unwrap_or(1.0),
+            serializable: given.serializable,
             key_space_size,
-            limit: limit.unwrap_or(1000),
-            end_key,
+            limit: given.limit.unwrap_or(1000),
+            end_key: given.end_key,
         },
         Some("lease-keepalive") => Command::LeaseKeepalive { total: requests },
         Some("watch-latency") => {
-            if put_rate == 0 || streams == 0 || watchers_per_stream == 0 {
-                return Err(ArgsError(
-                    "--put-rate, --streams and --watchers-per-stream must be at least 1".into(),
-                ));
-            }
-            Command::WatchLatency {
-                put_total: put_total.or(total).unwrap_or(1000),
+            let command = Command::WatchLatency {
+                put_total: given.put_total.or(given.total).unwrap_or(1000),
+                put_rate: given.put_rate.unwrap_or(100),
+                key_size: given.key_size.unwrap_or(32),
+                val_size: given.val_size.unwrap_or(32),
+                streams: given.streams.unwrap_or(10),
+                watchers_per_stream: given.watchers_per_stream.unwrap_or(10),
+                prev_kv: given.prev_kv,
+            };
+            if let Command::WatchLatency {
                 put_rate,
-                key_size: key_size.unwrap_or(32),
-                val_size: val_size.unwrap_or(32),
                 streams,
                 watchers_per_stream,
-                prev_kv,
+                ..
+            } = &command
+            {
+                at_least_one(&[
+                    ("put-rate", *put_rate),
+                    ("streams", *streams),
+                    ("watchers-per-stream", *watchers_per_stream),
+                ])?;
+            }
+            command
+        }
+        Some("watch") => {
+            let streams = given.streams.unwrap_or(10);
+            let watch_per_stream = given.watch_per_stream.unwrap_or(100);
+            let watched_key_total = given.watched_key_total.unwrap_or(1);
+            at_least_one(&[
+                ("streams", streams),
+                ("watch-per-stream", watch_per_stream),
+                ("watched-key-total", watched_key_total),
+            ])?;
+            Command::Watch {
+                streams,
+                watch_per_stream,
+                watched_key_total,
+                put_rate: given.put_rate.unwrap_or(0),
+                put_total: given.put_total.unwrap_or(1000),
+                key_size: given.key_size.unwrap_or(32),
+                key_space_size,
+                sequential_keys: given.sequential_keys,
+            }
+        }
+        Some("watch-get") => {
+            let watchers = given.watchers.unwrap_or(10_000);
+            let streams = given.streams.unwrap_or(1);
+            let events = given.events.unwrap_or(8);
+            at_least_one(&[
+                ("watchers", watchers),
+                ("streams", streams),
+                ("events", events),
+            ])?;
+            Command::WatchGet {
+                watchers,
+                streams,
+                events,
+            }
+        }
+        Some("mvcc") => {
+            let total = given.total.unwrap_or(100);
+            let key_size = given.key_size.unwrap_or(64);
+            let value_size = given.val_size.unwrap_or(64);
+            match positional.first().map(String::as_str) {
+                Some("put") => {
+                    at_least_one(&[("txn-ops", txn_ops)])?;
+                    Command::MvccPut {
+                        total,
+                        key_size,
+                        value_size,
+                        txn: given.txn,
+                        txn_ops,
+                        engine,
+                    }
+                }
+                Some("range") => {
+                    at_least_one(&[("key-size", key_size)])?;
+                    Command::MvccRange {
+                        total,
+                        key_size,
+                        value_size,
+                        key_space_size: given.key_space_size.unwrap_or(10_000),
+                        limit: given.limit.unwrap_or(0),
+                        engine,
+                    }
+                }
+                _ => return Err(ArgsError("mvcc needs put or range".into())),
             }
         }
         Some(other) => return Err(ArgsError(format!("unknown command {other:?}\n{USAGE}"))),
         None => return Err(ArgsError(USAGE.to_string())),
     };
-    let endpoints = endpoints
-        .iter()
-        .map(|endpoint| {
-            let bare = endpoint.trim_start_matches("http://").trim_end_matches('/');
-            let bare = bare.replace("localhost", "127.0.0.1");
-            bare.parse::<SocketAddr>()
-                .map_err(|_| ArgsError(format!("bad endpoint {endpoint:?}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Args {
-        endpoints,
-        conns,
-        clients,
-        client_cores,
-        json,
-        command,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_str(line: &str) -> Result<Args, ArgsError> {
-        parse(line.split_whitespace().map(str::to_string))
-    }
-
-    #[test]
-    fn etcd_benchmark_flags_parse() {
-        let args = parse_str(
-            "--endpoints=http://127.0.0.1:2379 --conns 100 --clients 1000 put --total 5000 --key-size 8 --val-size 256 --sequential-keys --key-space-size 100000",
-        )
-        .unwrap();
-        assert_eq!((args.conns, args.clients), (100, 1000));
-        assert_eq!(
-            args.command,
-            Command::Put {
-                total: 5000,
-                key_size: 8,
-                val_size: 256,
-                sequential_keys: true,
-                key_space_size: 100000
-            }
-        );
-        let args = parse_str("range foo fop --consistency s --total 7").unwrap();
-        assert_eq!(
-            args.command,
-            Command::Range {
-                key: b"foo".to_vec(),
-                end: b"fop".to_vec(),
-                total: 7,
-                serializable: true,
-                limit: 0
-            }
-        );
-    }
-
-    #[test]
-    fn txn_put_flags_parse() {
-        let args = parse_str(
-            "--conns 2 --clients 4 txn-put --total 300 --key-size 16 --val-size 64 --txn-ops 8 --key-space-size 50",
-        )
-        .unwrap();
-        assert_eq!(
-            args.command,
-            Command::TxnPut {
-                total: 300,
-                key_size: 16,
-                val_size: 64,
-                txn_ops: 8,
-                key_space_size: 50
-            }
-        );
-        let defaults = parse_str("txn-put").unwrap().command;
-        assert_eq!(
-            defaults,
-            Command::TxnPut {
-                total: 10000,
-                key_size: 8,
-                val_size: 8,
-                txn_ops: 1,
-                key_space_size: 1
-            }
-        );
-        assert!(parse_str("txn-put --txn-ops 0").is_err());
-    }
-
-    #[test]
-    fn txn_mixed_flags_parse() {
-        let args = parse_str(
-            "txn-mixed --total 500 --key-size 10 --val-size 20 --rw-ratio 3.5 --consistency s --key-space-size 1000 --limit 50 --end-key zz",
-        )
-        .unwrap();
-        assert_eq!(
-            args.command,
-            Command::TxnMixed {
-                total: 500,
-                key_size: 10,
-                val_size: 20,
-                rw_ratio: 3.5,
-                serializable: true,
-                key_space_size: 1000,
-                limit: 50,
-                end_key: b"zz".to_vec()
-            }
-        );
-        let Command::TxnMixed {
-            rw_ratio,
-            serializable,
-            limit,
-            ..
-        } = parse_str("txn-mixed").unwrap().command
-        else {
-            panic!("not txn-mixed");
-        };
-        assert_eq!((rw_ratio, serializable, limit), (1.0, false, 1000));
-        assert!(parse_str("txn-mixed --rw-ratio -1").is_err());
-        assert!(parse_str("txn-mixed --rw-ratio x").is_err());
-    }
-
-    #[test]
-    fn lease_keepalive_flags_parse() {
-        let args = parse_str("--clients 10 lease-keepalive --total 77").unwrap();
-        assert_eq!(args.command, Command::LeaseKeepalive { total: 77 });
-        assert_eq!(
-            parse_str("lease-keepalive").unwrap().command,
-            Command::LeaseKeepalive { total: 10000 }
-        );
-    }
-
-    #[test]
-    fn watch_latency_flags_parse() {
-        let args = parse_str(
-            "--conns 2 --clients 2 watch-latency --put-total 40 --put-rate 200 --key-size 8 --val-size 16 --streams 3 --watchers-per-stream 5 --prevkv",
-        )
-        .unwrap();
-        let command = Command::WatchLatency {
-            put_total: 40,
-            put_rate: 200,
-            key_size: 8,
-            val_size: 16,
-            streams: 3,
-            watchers_per_stream: 5,
-            prev_kv: true,
-        };
-        assert_eq!(args.command, command);
-        assert_eq!(command.total(), 40);
-        assert_eq!(command.expected_results(), 40 * 16);
-        assert_eq!(
-            parse_str("watch-latency").unwrap().command,
-            Command::WatchLatency {
-                put_total: 1000,
-                put_rate: 100,
-                key_size: 32,
-                val_size: 32,
-                streams: 10,
-                watchers_per_stream: 10,
-                prev_kv: false,
-            }
-        );
-        // etcd 3.4 called the number of puts --total.
-        assert_eq!(
-            parse_str("watch-latency --total 9")
-                .unwrap()
-                .command
-                .total(),
-            9
-        );
-        assert!(parse_str("watch-latency --streams 0").is_err());
-        assert!(parse_str("watch-latency --put-rate 0").is_err());
-    }
-
-    #[test]
-    fn bad_flags_are_refused() {
-        assert!(parse_str("--nope put").is_err());
-        assert!(parse_str("put --total").is_err());
-        assert!(parse_str("range").is_err());
-        assert!(parse_str("--conns 0 put").is_err());
-        assert!(parse_str("range k --consistency x").is_err());
-        assert!(parse_str("lease-keepalive --total x").is_err());
-        assert!(parse_str("txn-mix").is_err());
-    }
+    Ok(command)
 }

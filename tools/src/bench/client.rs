@@ -1,7 +1,7 @@
 //! One load-generator executor: its share of connections and clients, each
 //! client issuing requests back to back until the shared total is reached;
-//! for `watch-latency`, its share of the watch streams (and, on executor 0,
-//! the putter).
+//! for the watch commands, its share of the watch streams (`watch.rs`,
+//! `watch_bench.rs`, `watch_get.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -15,11 +15,15 @@ use h2::client::SendRequest;
 use keel_net::grpc;
 use keel_proto::etcdserverpb as pb;
 
-use crate::args::Command;
+use crate::command::Command;
+use crate::compact::run_compactor;
+use crate::event_latency::EventLatencies;
 use crate::grpc_call::{call, connect, decode_one, uri};
 use crate::report::Report;
-use crate::watch::run_watch;
 pub use crate::watch::WatchShared;
+use crate::watch::{run_putter, run_watch_latency};
+use crate::watch_bench::run_watch_bench;
+use crate::watch_get::run_watch_get;
 use crate::workload::{check_response, method_path, random_bytes, request_body};
 
 /// How often a waiting task looks at the stop flag.
@@ -27,8 +31,19 @@ pub(crate) const STOP_POLL: Duration = Duration::from_millis(50);
 /// TTL of the leases `lease-keepalive` renews (etcd's benchmark: 100 s).
 pub(crate) const LEASE_TTL_SECS: i64 = 100;
 
+/// What an executor does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Its share of connections, clients and watch streams.
+    Load,
+    /// watch-latency's putter, on an executor of its own so that its
+    /// timestamps do not wait behind event processing.
+    Putter,
+}
+
 /// The part of the run one executor drives.
 pub struct Share {
+    pub role: Role,
     pub endpoints: Vec<SocketAddr>,
     pub conns: usize,
     pub clients: usize,
@@ -37,6 +52,11 @@ pub struct Share {
     pub core: usize,
     pub cores: usize,
     pub command: Command,
+    pub dial_timeout: Duration,
+    /// `--sample`: keep the per-second series.
+    pub sample: bool,
+    /// When the run started (`put --rate` schedules from it).
+    pub started: Instant,
     /// Requests issued so far, across every executor.
     pub issued: Arc<AtomicUsize>,
     /// Results (successes and errors) recorded so far, for the progress bar.
@@ -51,9 +71,9 @@ pub struct Share {
 pub struct ShareOutcome {
     /// One per [`Command::report_names`].
     pub reports: Vec<Report>,
-    /// watch-latency: per watcher, when each event arrived (ns after
-    /// [`WatchShared::origin`]), in put order.
-    pub watch_event_ns: Vec<Vec<u64>>,
+    /// The watch commands: put-to-event latencies, settled once every
+    /// executor has finished (an event may beat its put's response).
+    pub events: Option<EventLatencies>,
 }
 
 /// Splits `total` into `parts` near-equal parts; the size of part `index`.
@@ -65,26 +85,34 @@ pub async fn run_share(share: Share) -> Result<ShareOutcome, String> {
     let mut senders = Vec::with_capacity(share.conns);
     for conn in 0..share.conns {
         let addr = share.endpoints[(share.first_conn + conn) % share.endpoints.len()];
-        senders.push((addr, connect(addr).await?));
+        senders.push((addr, connect(addr, share.dial_timeout).await?));
     }
     let reports = share
         .command
         .report_names()
         .iter()
-        .map(|_| Report::default())
+        .map(|_| Report::new(share.sample))
         .collect();
     let outcome = Rc::new(RefCell::new(ShareOutcome {
         reports,
-        watch_event_ns: Vec::new(),
+        events: None,
     }));
     let fatal: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let share = Rc::new(share);
     let started = Instant::now();
-    match &share.command {
-        Command::WatchLatency { .. } => {
-            run_watch(share.clone(), &senders, outcome.clone(), fatal.clone()).await
+    let (ctx_share, ctx_outcome, ctx_fatal) = (share.clone(), outcome.clone(), fatal.clone());
+    match (&share.command, share.role) {
+        (_, Role::Putter) => run_putter(ctx_share, ctx_outcome, ctx_fatal).await,
+        (Command::WatchLatency { .. }, Role::Load) => {
+            run_watch_latency(ctx_share, &senders, ctx_outcome, ctx_fatal).await
         }
-        _ => run_requests(share.clone(), &senders, outcome.clone(), fatal.clone()).await,
+        (Command::Watch { .. }, Role::Load) => {
+            run_watch_bench(ctx_share, &senders, ctx_outcome, ctx_fatal).await
+        }
+        (Command::WatchGet { .. }, Role::Load) => {
+            run_watch_get(ctx_share, &senders, ctx_outcome, ctx_fatal).await
+        }
+        (_, Role::Load) => run_requests(ctx_share, &senders, ctx_outcome, ctx_fatal).await,
     }
     let mut outcome = Rc::try_unwrap(outcome)
         .map(RefCell::into_inner)
@@ -118,6 +146,10 @@ async fn run_requests(
         _ => 0,
     }));
     let in_flight = Rc::new(Cell::new(0usize));
+    let rate = match &share.command {
+        Command::Put { rate, .. } => *rate,
+        _ => 0,
+    };
     let mut tasks = Vec::new();
     for client in 0..share.clients {
         let (addr, sender) = senders[client % senders.len()].clone();
@@ -144,6 +176,14 @@ async fn run_requests(
                 if index >= share.command.total() {
                     break;
                 }
+                if rate > 0 {
+                    // Put i is due at i / rate after the start, as a
+                    // limiter shared by every client.
+                    let due = share.started + Duration::from_secs_f64(index as f64 / rate as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        glommio::timer::sleep(wait).await;
+                    }
+                }
                 let (slot, body) = request_body(&share.command, index, &value, lease_id);
                 in_flight.set(in_flight.get() + 1);
                 let begun = Instant::now();
@@ -153,15 +193,34 @@ async fn run_requests(
                 in_flight.set(in_flight.get() - 1);
                 let report = &mut outcome.borrow_mut().reports[slot];
                 match result {
-                    Ok(()) => report.record(begun.elapsed()),
+                    Ok(()) => report.record_since(begun),
                     Err(message) => report.record_error(message),
                 }
                 share.completed.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
-    for task in tasks {
-        task.await;
+    let clients = async {
+        for task in tasks {
+            task.await;
+        }
+    };
+    match &share.command {
+        Command::Put {
+            compact_interval: Some(interval),
+            compact_index_delta,
+            ..
+        } if share.core == 0 => {
+            let compactor = async {
+                if let Err(message) = run_compactor(&share, *interval, *compact_index_delta).await {
+                    fail(&share, &fatal, message);
+                }
+                // Failed (or stopped): the clients see the stop flag.
+                std::future::pending::<()>().await
+            };
+            futures_lite::future::or(clients, compactor).await
+        }
+        _ => clients.await,
     }
 }
 

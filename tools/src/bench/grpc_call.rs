@@ -2,6 +2,7 @@
 //! framed messages off a streaming response.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,24 +18,61 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response message keel-bench accepts.
 pub(crate) const RESPONSE_BYTES_MAX: usize = 64 << 20;
 
-pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Bytes>, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
-    stream.set_nodelay(true).ok();
-    let mut builder = h2::client::Builder::new();
-    builder
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(8 << 20);
-    let (sender, connection) = builder
-        .handshake::<_, Bytes>(TokioIo(stream))
-        .await
-        .map_err(|error| format!("HTTP/2 handshake with {addr} failed: {error}"))?;
-    glommio::spawn_local(async move {
-        let _ = connection.await;
+/// Connects: TCP, the HTTP/2 handshake, and one PING answered, so a
+/// listener that never speaks HTTP/2 fails here rather than on the first
+/// request; all within `dial_timeout` (zero: no limit).
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    dial_timeout: Duration,
+) -> Result<SendRequest<Bytes>, String> {
+    let dial = async {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+        stream.set_nodelay(true).ok();
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(1 << 20)
+            .initial_connection_window_size(8 << 20);
+        let (sender, mut connection) = builder
+            .handshake::<_, Bytes>(TokioIo(stream))
+            .await
+            .map_err(|error| format!("HTTP/2 handshake with {addr} failed: {error}"))?;
+        let mut ping_pong = connection
+            .ping_pong()
+            .expect("a new connection has its ping");
+        glommio::spawn_local(async move {
+            let _ = connection.await;
+        })
+        .detach();
+        ping_pong
+            .ping(h2::Ping::opaque())
+            .await
+            .map_err(|error| format!("HTTP/2 connection to {addr} failed: {error}"))?;
+        Ok(sender)
+    };
+    if dial_timeout.is_zero() {
+        return dial.await;
+    }
+    match futures_lite::future::or(async { Some(dial.await) }, async {
+        glommio::timer::sleep(dial_timeout).await;
+        None
     })
-    .detach();
-    Ok(sender)
+    .await
+    {
+        Some(result) => result,
+        None => Err(format!(
+            "cannot connect to {addr}: dial timeout ({dial_timeout:?}) expired"
+        )),
+    }
+}
+
+/// The token `--user` got from Authenticate, sent with every request.
+static AUTH_TOKEN: OnceLock<String> = OnceLock::new();
+
+/// Sends `token` (etcd's `token` metadata) with every request from now on.
+pub(crate) fn set_auth_token(token: String) {
+    let _ = AUTH_TOKEN.set(token);
 }
 
 pub(crate) fn uri(addr: SocketAddr, path: &str) -> http::Uri {
@@ -78,6 +116,11 @@ pub(crate) fn grpc_request(uri: &http::Uri) -> Request<()> {
         HeaderValue::from_static("application/grpc"),
     );
     headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    if let Some(token) = AUTH_TOKEN.get() {
+        if let Ok(value) = HeaderValue::from_str(token) {
+            headers.insert("token", value);
+        }
+    }
     request
 }
 
@@ -134,6 +177,17 @@ pub(crate) async fn call(
         Some(result) => result,
         None => Err("request timed out".into()),
     }
+}
+
+/// One unary call of `path` on `addr`, decoded.
+pub(crate) async fn unary<M: Message + Default>(
+    sender: &mut SendRequest<Bytes>,
+    addr: SocketAddr,
+    path: &str,
+    request: &impl Message,
+) -> Result<M, String> {
+    let response = call(sender, &uri(addr, path), grpc::frame(request)).await?;
+    decode_one(&response)
 }
 
 pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<Result<(), String>> {

@@ -6,9 +6,12 @@
 //! histograms.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+use crate::go_format::format_g;
+use crate::sample::{unix_second, SecondPoints};
 
 /// Significant digits the latency histogram keeps.
 pub const HISTOGRAM_SIGFIGS: u8 = 3;
@@ -23,6 +26,14 @@ pub struct Report {
     pub elapsed: Duration,
     /// CPU time the load generator itself used.
     pub client_cpu: Duration,
+    /// `--sample`: results by the second their request started in.
+    pub samples: Option<SecondPoints>,
+    /// Operations each successful result stands for, for requests/s
+    /// (etcd's weighted report: `mvcc put --txn` counts its txn-ops).
+    pub ops_per_result: f64,
+    /// Results a complete run would have recorded, where that differs from
+    /// what was asked for (watch events: puts times watchers).
+    pub expected: Option<u64>,
 }
 
 impl Default for Report {
@@ -32,6 +43,9 @@ impl Default for Report {
             errors: BTreeMap::new(),
             elapsed: Duration::ZERO,
             client_cpu: Duration::ZERO,
+            samples: None,
+            ops_per_result: 1.0,
+            expected: None,
         }
     }
 }
@@ -59,7 +73,29 @@ pub fn percentile(histogram: &Histogram<u64>, p: f64) -> u64 {
 }
 
 impl Report {
-    /// Records one successful request.
+    /// An empty report; `sample`: keep the per-second series too.
+    pub fn new(sample: bool) -> Report {
+        Report {
+            samples: sample.then(SecondPoints::default),
+            ..Report::default()
+        }
+    }
+
+    /// Records one successful request that started at `begun` and took
+    /// `latency` (`begun` files it in the `--sample` series).
+    pub fn record_from(&mut self, begun: Instant, latency: Duration) {
+        self.record(latency);
+        if let Some(samples) = &mut self.samples {
+            samples.add(unix_second(begun), latency);
+        }
+    }
+
+    /// Records one successful request that started `latency` ago.
+    pub fn record_since(&mut self, begun: Instant) {
+        self.record_from(begun, begun.elapsed());
+    }
+
+    /// Records one successful request (not sampled: see `record_from`).
     pub fn record(&mut self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         // Auto-resizing: only a value beyond u64 range could fail.
@@ -87,6 +123,12 @@ impl Report {
             *self.errors.entry(message.clone()).or_insert(0) += count;
         }
         self.elapsed = self.elapsed.max(other.elapsed);
+        if let Some(theirs) = &other.samples {
+            self.samples
+                .get_or_insert_with(SecondPoints::default)
+                .merge(theirs);
+        }
+        self.ops_per_result = other.ops_per_result;
     }
 
     pub fn stats(&self) -> Option<Stats> {
@@ -98,7 +140,8 @@ impl Report {
         let ms = |us: f64| us / 1000.0;
         Some(Stats {
             count,
-            requests_per_sec: count as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            requests_per_sec: count as f64 * self.ops_per_result
+                / self.elapsed.as_secs_f64().max(1e-9),
             slowest_ms: ms(histogram.max() as f64),
             fastest_ms: ms(histogram.min() as f64),
             average_ms: ms(histogram.mean()),
@@ -110,34 +153,45 @@ impl Report {
         })
     }
 
-    /// etcd benchmark's text summary.
-    pub fn render_text(&self) -> String {
+    /// etcd benchmark's text summary; `precise`: numbers in full (Go's
+    /// `%g`, etcd's `--precise`) instead of four decimals.
+    pub fn render_text(&self, precise: bool) -> String {
+        let number = |value: f64| {
+            if precise {
+                format_g(value)
+            } else {
+                format!("{value:.4}")
+            }
+        };
         let mut out = String::new();
         let elapsed = self.elapsed.as_secs_f64();
         let Some(stats) = self.stats() else {
             out.push_str("\nSummary:\n  No successful requests.\n");
+            self.render_expected(&mut out);
             self.render_errors(&mut out);
             return out;
         };
         out.push_str("\nSummary:\n");
-        out.push_str(&format!("  Total:\t{elapsed:.4} secs.\n"));
+        out.push_str(&format!("  Total:\t{} secs.\n", number(elapsed)));
+        let secs = |ms: f64| number(ms / 1000.0);
+        // Histogram values are whole microseconds: divide those, so that
+        // --precise prints 7.1e-05, not 7.099999999999999e-05.
+        let whole_us_secs = |ms: f64| number((ms * 1000.0).round() / 1e6);
         out.push_str(&format!(
-            "  Slowest:\t{:.4} secs.\n",
-            stats.slowest_ms / 1000.0
+            "  Slowest:\t{} secs.\n",
+            whole_us_secs(stats.slowest_ms)
         ));
         out.push_str(&format!(
-            "  Fastest:\t{:.4} secs.\n",
-            stats.fastest_ms / 1000.0
+            "  Fastest:\t{} secs.\n",
+            whole_us_secs(stats.fastest_ms)
         ));
+        out.push_str(&format!("  Average:\t{} secs.\n", secs(stats.average_ms)));
+        out.push_str(&format!("  Stddev:\t{} secs.\n", secs(stats.stddev_ms)));
         out.push_str(&format!(
-            "  Average:\t{:.4} secs.\n",
-            stats.average_ms / 1000.0
+            "  Requests/sec:\t{}\n",
+            number(stats.requests_per_sec)
         ));
-        out.push_str(&format!(
-            "  Stddev:\t{:.4} secs.\n",
-            stats.stddev_ms / 1000.0
-        ));
-        out.push_str(&format!("  Requests/sec:\t{:.4}\n", stats.requests_per_sec));
+        self.render_expected(&mut out);
         out.push_str("\nResponse time histogram:\n");
         let buckets = 10;
         let (fastest, slowest) = (stats.fastest_ms, stats.slowest_ms);
@@ -152,11 +206,14 @@ impl Report {
         for (i, count) in counts.iter().enumerate() {
             let mark = fastest + width * i as f64;
             let bar = "∎".repeat(count * 40 / most.max(1));
-            out.push_str(&format!("  {:.4} [{count}]\t|{bar}\n", mark / 1000.0));
+            out.push_str(&format!("  {} [{count}]\t|{bar}\n", secs(mark)));
         }
         out.push_str("\nLatency distribution:\n");
         for (p, ms) in &stats.percentiles_ms {
-            out.push_str(&format!("  {p}% in {:.4} secs.\n", ms / 1000.0));
+            out.push_str(&format!("  {p}% in {} secs.\n", whole_us_secs(*ms)));
+        }
+        if let Some(samples) = &self.samples {
+            out.push_str(&samples.render_text());
         }
         out.push_str(&format!(
             "\nLoad generator CPU: {:.3} secs.\n",
@@ -164,6 +221,15 @@ impl Report {
         ));
         self.render_errors(&mut out);
         out
+    }
+
+    fn render_expected(&self, out: &mut String) {
+        if let Some(expected) = self.expected {
+            out.push_str(&format!(
+                "  Delivered:\t{} of {expected} expected.\n",
+                self.successes()
+            ));
+        }
     }
 
     fn render_errors(&self, out: &mut String) {
@@ -180,15 +246,23 @@ impl Report {
         let errors: u64 = self.errors.values().sum();
         let elapsed = self.elapsed.as_secs_f64();
         let client_cpu = self.client_cpu.as_secs_f64();
+        let mut extra = String::new();
+        if let Some(expected) = self.expected {
+            extra.push_str(&format!(",\"expected\":{expected}"));
+        }
+        if let Some(samples) = &self.samples {
+            extra.push_str(&format!(",\"samples\":{}", samples.render_json()));
+        }
         match self.stats() {
             None => format!(
-                "{{\"total_secs\":{elapsed:.6},\"successes\":0,\"errors\":{errors},\"client_cpu_secs\":{client_cpu:.6}}}"
+                "{{\"total_secs\":{elapsed:.6},\"successes\":0,\"errors\":{errors},\"client_cpu_secs\":{client_cpu:.6}{extra}}}"
             ),
             Some(stats) => {
-                let percentiles: Vec<String> =
+                let mut percentiles: Vec<String> =
                     stats.percentiles_ms.iter().map(|(p, ms)| format!("\"p{p}\":{ms:.4}")).collect();
+                percentiles.push(format!("\"max\":{:.4}", stats.slowest_ms));
                 format!(
-                    "{{\"total_secs\":{elapsed:.6},\"successes\":{},\"errors\":{errors},\"requests_per_sec\":{:.2},\"slowest_ms\":{:.4},\"fastest_ms\":{:.4},\"average_ms\":{:.4},\"stddev_ms\":{:.4},\"latency_ms\":{{{}}},\"client_cpu_secs\":{client_cpu:.6}}}",
+                    "{{\"total_secs\":{elapsed:.6},\"successes\":{},\"errors\":{errors},\"requests_per_sec\":{:.2},\"slowest_ms\":{:.4},\"fastest_ms\":{:.4},\"average_ms\":{:.4},\"stddev_ms\":{:.4},\"latency_ms\":{{{}}},\"client_cpu_secs\":{client_cpu:.6}{extra}}}",
                     stats.count,
                     stats.requests_per_sec,
                     stats.slowest_ms,
@@ -254,7 +328,7 @@ mod tests {
         assert!((stats.stddev_ms - 1.118).abs() < 0.005, "{stats:?}");
         assert_eq!(stats.percentiles_ms[2].0, 50.0);
         assert!(close(stats.percentiles_ms[2].1, 2.0), "{stats:?}");
-        assert!(report.render_text().contains("Requests/sec:\t2.0000"));
+        assert!(report.render_text(false).contains("Requests/sec:\t2.0000"));
         assert!(report.render_json().contains("\"successes\":4"));
     }
 
@@ -267,6 +341,8 @@ mod tests {
         assert_eq!(merged.successes(), 3);
         assert_eq!(merged.elapsed, Duration::from_secs(3));
         assert_eq!(merged.errors["grpc-status 14: down"], 1);
-        assert!(merged.render_text().contains("[1]\tgrpc-status 14: down"));
+        assert!(merged
+            .render_text(false)
+            .contains("[1]\tgrpc-status 14: down"));
     }
 }

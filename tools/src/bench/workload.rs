@@ -5,7 +5,7 @@ use bytes::Bytes;
 use keel_net::grpc;
 use keel_proto::etcdserverpb as pb;
 
-use crate::args::Command;
+use crate::command::Command;
 use crate::grpc_call::decode_one;
 
 pub(crate) fn method_path(command: &Command) -> &'static str {
@@ -14,7 +14,10 @@ pub(crate) fn method_path(command: &Command) -> &'static str {
         Command::Range { .. } => "/etcdserverpb.KV/Range",
         Command::TxnPut { .. } | Command::TxnMixed { .. } => "/etcdserverpb.KV/Txn",
         Command::LeaseKeepalive { .. } => "/etcdserverpb.Lease/LeaseKeepAlive",
-        Command::WatchLatency { .. } => "/etcdserverpb.Watch/Watch",
+        Command::WatchLatency { .. } | Command::Watch { .. } | Command::WatchGet { .. } => {
+            "/etcdserverpb.Watch/Watch"
+        }
+        Command::MvccPut { .. } | Command::MvccRange { .. } => "(in-process)",
     }
 }
 
@@ -120,7 +123,11 @@ pub(crate) fn request_body(
         Command::LeaseKeepalive { .. } => {
             (0, grpc::frame(&pb::LeaseKeepAliveRequest { id: lease_id }))
         }
-        Command::WatchLatency { .. } => unreachable!("watch-latency is not request/response"),
+        Command::WatchLatency { .. }
+        | Command::Watch { .. }
+        | Command::WatchGet { .. }
+        | Command::MvccPut { .. }
+        | Command::MvccRange { .. } => unreachable!("not a request/response command"),
     }
 }
 
