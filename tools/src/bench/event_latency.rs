@@ -5,15 +5,24 @@
 //! Putters mark when each put ended in a shared [`PutEnds`] slot (the put's
 //! index, or its revision less a base); each executor's [`EventLatencies`]
 //! turns events into latencies as they arrive, so 10,000 watchers cost a
-//! histogram per executor, not a timestamp per event. An event whose put
-//! has not been marked yet (it beat the put's response, or the putter's
-//! store) is kept aside and settled by [`EventLatencies::finish`] once
-//! every put is in.
+//! histogram per executor, not a timestamp per event.
+//!
+//! Marking a slot first stores [`ENDING`], then reads the clock, then
+//! stores the time (all SeqCst). So an event that finds its slot unset
+//! arrived before the putter read its clock: latency 0, at once. One that
+//! finds `ENDING` waits the few nanoseconds until the time is stored (or,
+//! past a bound, is kept aside and settled by [`EventLatencies::finish`]).
+//! An event of a put that never completes (an interrupted run) counts as 0.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::report::Report;
+
+/// A slot whose put is ending: the putter is reading the clock.
+pub const ENDING: u64 = u64::MAX;
+/// Spins an event waits for an `ENDING` slot before keeping it aside.
+const ENDING_SPINS_MAX: usize = 100_000;
 
 /// When each put ended, ns after `origin` (0: not yet, or never).
 #[derive(Debug)]
@@ -44,14 +53,22 @@ impl PutEnds {
     /// Marks put `slot` as ended now.
     pub fn mark(&self, slot: usize) {
         if let Some(end) = self.ends_ns.get(slot) {
-            end.store(self.now_ns(), Ordering::Release);
+            end.store(ENDING, Ordering::SeqCst);
+            end.store(self.now_ns(), Ordering::SeqCst);
         }
+    }
+
+    /// What slot `slot` holds: 0 (not ended), [`ENDING`], or the time.
+    fn load(&self, slot: usize) -> u64 {
+        self.ends_ns
+            .get(slot)
+            .map_or(0, |end| end.load(Ordering::SeqCst))
     }
 
     /// When put `slot` ended, if it has.
     pub fn get(&self, slot: usize) -> Option<u64> {
-        match self.ends_ns.get(slot)?.load(Ordering::Acquire) {
-            0 => None,
+        match self.load(slot) {
+            0 | ENDING => None,
             ns => Some(ns),
         }
     }
@@ -80,9 +97,18 @@ impl EventLatencies {
                 .record_error("event for a put keel-bench did not make".into());
             return;
         }
-        match ends.get(slot) {
-            Some(end_ns) => self.record_latency(ends, end_ns, arrived_ns),
-            None => self.pending.push((slot, arrived_ns)),
+        let mut spins = 0;
+        loop {
+            match ends.load(slot) {
+                // The putter had not read its clock when this event came.
+                0 => return self.record_latency(ends, arrived_ns, arrived_ns),
+                ENDING if spins < ENDING_SPINS_MAX => {
+                    spins += 1;
+                    std::hint::spin_loop();
+                }
+                ENDING => return self.pending.push((slot, arrived_ns)),
+                end_ns => return self.record_latency(ends, end_ns, arrived_ns),
+            }
         }
     }
 
@@ -102,12 +128,11 @@ impl EventLatencies {
     }
 
     /// Settles the events kept aside (call when every put has ended or the
-    /// run stopped; events of puts that never completed are dropped).
+    /// run stopped).
     pub fn finish(mut self, ends: &PutEnds) -> Report {
         for (slot, arrived_ns) in std::mem::take(&mut self.pending) {
-            if let Some(end_ns) = ends.get(slot) {
-                self.record_latency(ends, end_ns, arrived_ns);
-            }
+            let end_ns = ends.get(slot).unwrap_or(arrived_ns);
+            self.record_latency(ends, end_ns, arrived_ns);
         }
         self.report
     }
