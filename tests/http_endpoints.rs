@@ -71,7 +71,10 @@ fn health_metrics_and_version_beside_grpc() {
         assert_eq!(code, 200);
         let put = "grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
         assert_eq!(
-            metric(&page, &format!("grpc_server_handled_total{{grpc_code=\"OK\",{put}}}")),
+            metric(
+                &page,
+                &format!("grpc_server_handled_total{{grpc_code=\"OK\",{put}}}")
+            ),
             25.0
         );
         assert_eq!(
@@ -82,7 +85,10 @@ fn health_metrics_and_version_beside_grpc() {
             1.0
         );
         assert_eq!(
-            metric(&page, &format!("grpc_server_handling_seconds_count{{{put}}}")),
+            metric(
+                &page,
+                &format!("grpc_server_handling_seconds_count{{{put}}}")
+            ),
             26.0
         );
         assert!(metric(&page, "etcd_disk_wal_fsync_duration_seconds_count ") >= 25.0);

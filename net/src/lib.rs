@@ -20,6 +20,7 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod metrics;
+pub mod range_stream;
 pub mod server;
 pub mod shard;
 pub mod snapshot;

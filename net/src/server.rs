@@ -228,6 +228,10 @@ async fn serve_method(
             crate::concurrency::serve_observe(shard, body, respond).await;
             return Some(Code::Ok);
         }
+        methods::KV_RANGE_STREAM => {
+            crate::range_stream::serve_range_stream(shard, body, respond).await;
+            return Some(Code::Ok);
+        }
         _ => {}
     }
     let limit = shard.config.recv_limit_bytes();

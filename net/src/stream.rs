@@ -16,8 +16,9 @@ use http::{HeaderMap, HeaderValue};
 use crate::grpc::{self, FrameError, Status};
 
 /// Send capacity a message waits for before it is handed to h2 (or its
-/// whole length, if smaller).
-pub const SEND_CAPACITY_WAIT_BYTES: usize = 64 << 10;
+/// whole length, if smaller). Below HTTP/2's default window (65,535
+/// bytes), so a peer that never enlarges its window still gets data.
+pub const SEND_CAPACITY_WAIT_BYTES: usize = 16 << 10;
 
 /// The messages of one call's request body.
 pub struct MessageReader {

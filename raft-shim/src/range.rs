@@ -30,6 +30,7 @@ pub fn range_request(
         limit: if filtered { 0 } else { request.limit },
         keys_only: request.keys_only,
         count_only: request.count_only,
+        stop_after_limit: false,
     };
     let result = read(&options)?;
     let mut kvs = result.kvs;

@@ -288,7 +288,9 @@ pub async fn raw_call(port: u16, path: &str, body: Vec<u8>) -> (String, String, 
     let mut body = response.into_body();
     let mut received = Vec::new();
     while let Some(chunk) = body.data().await {
-        received.extend_from_slice(&chunk.unwrap());
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        received.extend_from_slice(&chunk);
     }
     let trailers = body.trailers().await.unwrap().expect("trailers");
     (

@@ -95,6 +95,10 @@ pub struct RangeOptions<'a> {
     pub keys_only: bool,
     /// Return only the count.
     pub count_only: bool,
+    /// Stop at the first match past `limit` instead of counting every
+    /// match (`count` is then at most `limit + 1`, and `more` still tells
+    /// whether anything is left): for reading a huge range in pages.
+    pub stop_after_limit: bool,
 }
 
 /// etcd's RangeResponse fields the engine fills.

@@ -195,6 +195,9 @@ pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> R
         }
         result.count += 1;
         if options.count_only || limit.is_some_and(|limit| result.kvs.len() >= limit) {
+            if options.stop_after_limit && !options.count_only {
+                break;
+            }
             continue;
         }
         result.kvs.push(key_value_of(entry, options.keys_only));
