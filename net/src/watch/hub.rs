@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use keel_engine::{Event, EventKind, MvccError, StoreReader};
-use keel_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
+use keel_proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchResponse};
 use keel_proto::mvccpb;
 use keel_raft_shim::convert::to_proto_kv;
 use keel_raft_shim::{EventBatch, RaftStatus, ShardId};
@@ -482,6 +483,8 @@ impl WatchHub {
         }
         state.shard_revision = batch.revision;
         let mut fell_behind = false;
+        let header = self.status.header(batch.revision);
+        let mut encoded_events: HashMap<(Vec<*const Event>, bool), Bytes> = HashMap::new();
         for ((stream, watch_id), events) in matched {
             let Some(entry) = state.streams.get_mut(&stream) else {
                 continue;
@@ -508,8 +511,21 @@ impl WatchHub {
             }
             let wanted: Vec<&Event> = events.into_iter().filter(|e| watcher.wants(e)).collect();
             watcher.next_revision = batch.revision + 1;
-            if !wanted.is_empty() {
-                watcher.sent_since_progress = true;
+            if wanted.is_empty() {
+                continue;
+            }
+            watcher.sent_since_progress = true;
+            if !watcher.fragment {
+                // Watchers that get the same events share their encoding.
+                let identity: Vec<*const Event> =
+                    wanted.iter().map(|e| *e as *const Event).collect();
+                let events_bytes = encoded_events
+                    .entry((identity, watcher.prev_kv))
+                    .or_insert_with(|| encode_events(&wanted, watcher.prev_kv));
+                entry
+                    .outbox
+                    .push(frame_with_events(&header, watch_id, events_bytes));
+            } else {
                 queue_events(
                     &entry.outbox,
                     &self.status,
@@ -689,6 +705,37 @@ fn queue_events(
     }
 }
 
+/// The `events` field of a WatchResponse, encoded once for every watcher
+/// that gets exactly these events.
+fn encode_events(events: &[&Event], with_prev_kv: bool) -> Bytes {
+    let only_events = WatchResponse {
+        events: events
+            .iter()
+            .map(|event| to_proto_event(event, with_prev_kv))
+            .collect(),
+        ..WatchResponse::default()
+    };
+    Bytes::from(only_events.encode_to_vec())
+}
+
+/// A framed WatchResponse from its own header and id plus shared encoded
+/// events: protobuf fields may come in any order and concatenated
+/// encodings merge, so the result decodes as one message.
+fn frame_with_events(header: &ResponseHeader, watch_id: i64, events: &Bytes) -> Bytes {
+    let head = WatchResponse {
+        header: Some(*header),
+        watch_id,
+        ..WatchResponse::default()
+    };
+    let len = head.encoded_len() + events.len();
+    let mut framed = BytesMut::with_capacity(grpc::PREFIX_BYTES + len);
+    framed.put_u8(0);
+    framed.put_u32(len as u32);
+    head.encode(&mut framed).expect("capacity reserved");
+    framed.extend_from_slice(events);
+    framed.freeze()
+}
+
 fn to_proto_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
     mvccpb::Event {
         r#type: match event.kind {
@@ -707,3 +754,46 @@ fn to_proto_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
 /// How often periodic progress notifications go out (etcd's
 /// `--experimental-watch-progress-notify-interval`, 10 minutes).
 pub const PROGRESS_NOTIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::KeyValue;
+
+    #[test]
+    fn shared_event_encoding_decodes_as_the_whole_response() {
+        let event = Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: b"k".to_vec(),
+                create_revision: 2,
+                mod_revision: 5,
+                version: 3,
+                value: b"v".to_vec(),
+                lease: 0,
+            },
+            prev_kv: Some(KeyValue {
+                key: b"k".to_vec(),
+                mod_revision: 4,
+                ..KeyValue::default()
+            }),
+        };
+        let header = ResponseHeader {
+            cluster_id: 1,
+            member_id: 2,
+            revision: 5,
+            raft_term: 3,
+        };
+        let shared = encode_events(&[&event], true);
+        let framed = frame_with_events(&header, 42, &shared);
+        let expected = WatchResponse {
+            header: Some(header),
+            watch_id: 42,
+            events: vec![to_proto_event(&event, true)],
+            ..WatchResponse::default()
+        };
+        assert_eq!(framed, grpc::frame(&expected));
+        let decoded = WatchResponse::decode(&framed[grpc::PREFIX_BYTES..]).unwrap();
+        assert_eq!(decoded, expected);
+    }
+}
