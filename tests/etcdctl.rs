@@ -212,3 +212,200 @@ fn normalize_hides_ids_only() {
         r#"{"members":[{"ID":N,"name":"default","peerURLs":[U],"clientURLs":[U]}]}"#
     );
 }
+
+/// Replaces what differs between two servers in human-readable etcdctl
+/// output: 12-16-hex-digit ids (leases, lock and election keys), endpoints,
+/// durations and the seconds a lease has left.
+fn normalize_operator(text: &str, endpoint: &str) -> String {
+    let host_port = endpoint.trim_start_matches("http://");
+    let text = text.replace(endpoint, "EP").replace(host_port, "EP");
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        let run = bytes[i..].iter().take_while(|&&b| is_hex(b)).count();
+        let bounded = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        // Lease ids: 16 digits (%016x), or fewer in keys (%x).
+        if (12..=16).contains(&run)
+            && bounded
+            && !bytes
+                .get(i + run)
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+        {
+            out.push_str("<ID>");
+            i += run;
+        } else if run > 0 {
+            out.push_str(&text[i..i + run]);
+            i += run;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out.lines()
+        .map(|line| {
+            let line = match line.find("took = ") {
+                Some(at) => format!("{}took = T", &line[..at]),
+                None => line.to_string(),
+            };
+            match line.find("remaining(") {
+                Some(at) => {
+                    let end = line[at..].find(')').map_or(line.len(), |e| at + e + 1);
+                    format!("{}remaining(R){}", &line[..at], &line[end..])
+                }
+                None => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs a long-lived etcdctl command (watch, elect, lock) for `run`, then
+/// kills it and returns what it printed.
+fn etcdctl_for(binary: &Path, endpoint: &str, args: &[&str], run: std::time::Duration) -> String {
+    let child = Command::new(binary)
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run etcdctl");
+    let pid = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(run);
+        // SAFETY: kill(2) on the pid of the child we spawned; it is reaped
+        // by wait_with_output below, so the pid cannot have been reused.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    });
+    let output = child.wait_with_output().expect("etcdctl output");
+    killer.join().unwrap();
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// The first 16-hex-digit id in `text` (a lease id etcdctl printed).
+fn first_id(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| word.len() == 16)
+        .unwrap_or_else(|| panic!("no lease id in {text:?}"))
+        .to_string()
+}
+
+/// The operator workflows of the seeds (lease, watch, lock, elect, defrag,
+/// endpoint health, snapshot save, member list) against keel and etcd in
+/// the same run, outputs compared once ids, endpoints and timings are
+/// removed.
+#[test]
+fn operator_workflows_print_the_same_against_keel_and_etcd() {
+    let Some(etcdctl_bin) = ensure_debian_tool("etcdctl", "client") else {
+        return;
+    };
+    let Some(etcd) = Etcd::start("etcdctl-ops-etcd") else {
+        return;
+    };
+    let keel = Keel::start("etcdctl-ops-keel");
+    let scratch = common::scratch_dir("etcdctl-ops");
+    let mut transcripts = Vec::new();
+    for endpoint in [etcd.endpoint(), keel.endpoint()] {
+        let run = |args: &[&str]| {
+            let (ok, text) = etcdctl(&etcdctl_bin, &endpoint, args);
+            format!(
+                "$ {}\n{}{}\n",
+                args.join(" "),
+                if ok { "" } else { "[failed] " },
+                text
+            )
+        };
+        let mut log = String::new();
+        let (_, granted) = etcdctl(&etcdctl_bin, &endpoint, &["lease", "grant", "60"]);
+        log.push_str(&granted);
+        let lease = first_id(&granted);
+        for args in [
+            &["put", "--lease", &lease, "leased/a", "1"][..],
+            &["put", "leased/b", "2", "--lease", &lease],
+            &["lease", "timetolive", &lease],
+            &["lease", "timetolive", &lease, "--keys"],
+            &["lease", "keep-alive", "--once", &lease],
+            &["lease", "list"],
+            &["lease", "revoke", &lease],
+            &["get", "leased/", "--prefix"],
+            &["lease", "timetolive", &lease],
+            &["lease", "revoke", &lease],
+            &["put", "--lease", "1234abcd", "x", "y"],
+            &["lease", "grant", "9000000001"],
+        ] {
+            log.push_str(&run(args));
+        }
+        // Watch: history from a revision with prev_kv, then live events.
+        for (key, value) in [("w/a", "1"), ("w/b", "2"), ("w/a", "3")] {
+            log.push_str(&run(&["put", key, value]));
+        }
+        log.push_str(&run(&["del", "w/b", "--prev-kv"]));
+        let watched = etcdctl_for(
+            &etcdctl_bin,
+            &endpoint,
+            &["watch", "--prefix", "w/", "--rev", "1", "--prev-kv"],
+            std::time::Duration::from_millis(1500),
+        );
+        log.push_str(&format!("$ watch --prefix w/ --rev 1 --prev-kv\n{watched}"));
+        let watched = etcdctl_for(
+            &etcdctl_bin,
+            &endpoint,
+            &["watch", "w/a", "w/z", "--rev", "2"],
+            std::time::Duration::from_millis(1500),
+        );
+        log.push_str(&format!("$ watch w/a w/z --rev 2\n{watched}"));
+        // Lock and election, as the seeds use them.
+        log.push_str(&run(&["lock", "mylock", "echo", "held"]));
+        let elected = etcdctl_for(
+            &etcdctl_bin,
+            &endpoint,
+            &["elect", "myelection", "candidate-1"],
+            std::time::Duration::from_millis(1500),
+        );
+        log.push_str(&format!("$ elect myelection candidate-1\n{elected}"));
+        // Maintenance.
+        for args in [
+            &["defrag"][..],
+            &["endpoint", "health"],
+            &["compact", "4"],
+            &["get", "w/a", "--rev", "3"],
+        ] {
+            log.push_str(&run(args));
+        }
+        // Its sizes, indexes and version differ from etcd's: check it answers.
+        let (ok, status) = etcdctl(
+            &etcdctl_bin,
+            &endpoint,
+            &["endpoint", "status", "-w", "table"],
+        );
+        assert!(
+            ok && status.contains("IS LEADER") && status.contains("true"),
+            "{status}"
+        );
+        let snapshot = scratch.join(format!("snap-{}.db", transcripts.len()));
+        let (ok, saved) = etcdctl(
+            &etcdctl_bin,
+            &endpoint,
+            &["snapshot", "save", snapshot.to_str().unwrap()],
+        );
+        assert!(ok, "snapshot save: {saved}");
+        assert!(saved.contains("Snapshot saved at"), "{saved}");
+        assert!(std::fs::metadata(&snapshot).unwrap().len() > 0);
+        transcripts.push(normalize_operator(&log, &endpoint));
+    }
+    let (from_etcd, from_keel) = (&transcripts[0], &transcripts[1]);
+    for (line, (e, k)) in from_etcd.lines().zip(from_keel.lines()).enumerate() {
+        assert_eq!(
+            k, e,
+            "line {line} differs (left keel, right etcd)\nkeel:\n{from_keel}\netcd:\n{from_etcd}"
+        );
+    }
+    assert_eq!(
+        from_keel.lines().count(),
+        from_etcd.lines().count(),
+        "keel:\n{from_keel}\netcd:\n{from_etcd}"
+    );
+}

@@ -10,6 +10,7 @@
 //! ([`status`]). Services: [`kv`] and [`txn`], [`maintenance`], [`cluster`],
 //! [`health`].
 
+pub mod authority;
 pub mod cluster;
 pub mod concurrency;
 pub mod grpc;

@@ -27,6 +27,7 @@ use keel_proto::v3lockpb::{LockRequest, UnlockRequest};
 use keel_raft_shim::{FromRaft, RaftStatus, ShardId, ToRaft};
 use prost::Message;
 
+use crate::authority::AuthorityFix;
 use crate::grpc::{self, Code, FrameError, Status};
 use crate::io_compat::{Replay, TokioIo};
 use crate::metrics::ShardMetrics;
@@ -152,11 +153,15 @@ async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
         return crate::http1::serve(stream, head.to_vec(), shard).await;
     }
     shard.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    serve_http2(Replay::new(stream, head.to_vec()), &shard).await;
+    serve_http2(
+        AuthorityFix::new(Replay::new(stream, head.to_vec())),
+        &shard,
+    )
+    .await;
     shard.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn serve_http2(stream: Replay<TcpStream>, shard: &Rc<Shard>) {
+async fn serve_http2(stream: AuthorityFix<Replay<TcpStream>>, shard: &Rc<Shard>) {
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(CONNECTION_STREAMS_MAX)
