@@ -34,28 +34,68 @@ pub const HEADERS_FRAME_BYTES_MAX: usize = 1 << 20;
 /// HPACK's static table index of `:authority`.
 const STATIC_AUTHORITY: usize = 1;
 
+/// Bytes read from the socket at once.
+pub const READ_CHUNK_BYTES: usize = 64 << 10;
+
 pub struct AuthorityFix<S> {
     inner: S,
-    /// Bytes to pass through before the next frame header.
-    pass_left: usize,
-    /// A frame header, or a whole HEADERS frame, being read.
-    frame: Vec<u8>,
-    /// Bytes of `frame` wanted before it can be handled.
-    frame_wanted: usize,
-    /// Rewritten bytes waiting to be read, from `out_at`.
-    out: Vec<u8>,
-    out_at: usize,
+    /// Bytes read from `inner`: `[start, end)` not yet handed out, of
+    /// which `[start, ready)` are checked (and patched) and may go.
+    buffer: Vec<u8>,
+    start: usize,
+    ready: usize,
+    end: usize,
+    /// Bytes after `ready` to pass through unchecked (the preface, or the
+    /// rest of a frame that is not a HEADERS frame).
+    skip: usize,
+    eof: bool,
 }
 
 impl<S> AuthorityFix<S> {
     pub fn new(inner: S) -> AuthorityFix<S> {
         AuthorityFix {
             inner,
-            pass_left: PREFACE_BYTES,
-            frame: Vec::with_capacity(FRAME_HEADER_BYTES),
-            frame_wanted: FRAME_HEADER_BYTES,
-            out: Vec::new(),
-            out_at: 0,
+            buffer: vec![0; READ_CHUNK_BYTES],
+            start: 0,
+            ready: 0,
+            end: 0,
+            skip: PREFACE_BYTES,
+            eof: false,
+        }
+    }
+
+    /// Advances `ready` over every whole frame (or passed-through byte)
+    /// now in the buffer, patching HEADERS frames in place. Returns how
+    /// many bytes from `ready` a frame needs in the buffer, when it is
+    /// incomplete.
+    fn check(&mut self) -> Option<usize> {
+        loop {
+            if self.skip > 0 {
+                let take = self.skip.min(self.end - self.ready);
+                self.ready += take;
+                self.skip -= take;
+                if self.skip > 0 {
+                    return None;
+                }
+                continue;
+            }
+            let available = self.end - self.ready;
+            if available < FRAME_HEADER_BYTES {
+                return (available > 0).then_some(FRAME_HEADER_BYTES);
+            }
+            let header = &self.buffer[self.ready..self.ready + FRAME_HEADER_BYTES];
+            let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            if header[3] == FRAME_TYPE_HEADERS && length <= HEADERS_FRAME_BYTES_MAX {
+                let whole = FRAME_HEADER_BYTES + length;
+                if available < whole {
+                    return Some(whole);
+                }
+                rewrite_authority(&mut self.buffer[self.ready..self.ready + whole]);
+                self.ready += whole;
+            } else {
+                self.ready += FRAME_HEADER_BYTES;
+                self.skip = length;
+            }
         }
     }
 }
@@ -68,73 +108,41 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         loop {
-            if this.out_at < this.out.len() {
-                let count = buf.len().min(this.out.len() - this.out_at);
-                buf[..count].copy_from_slice(&this.out[this.out_at..this.out_at + count]);
-                this.out_at += count;
-                if this.out_at == this.out.len() {
-                    this.out.clear();
-                    this.out_at = 0;
-                }
+            if this.start < this.ready {
+                let count = buf.len().min(this.ready - this.start);
+                buf[..count].copy_from_slice(&this.buffer[this.start..this.start + count]);
+                this.start += count;
                 return Poll::Ready(Ok(count));
             }
-            if this.pass_left > 0 {
-                let limit = buf.len().min(this.pass_left);
-                let read = match Pin::new(&mut this.inner).poll_read(cx, &mut buf[..limit]) {
-                    Poll::Ready(Ok(read)) => read,
-                    other => return other,
-                };
-                this.pass_left -= read;
-                return Poll::Ready(Ok(read));
-            }
-            // At a frame boundary: gather the header, then (for HEADERS) the frame.
-            while this.frame.len() < this.frame_wanted {
-                let have = this.frame.len();
-                this.frame.resize(this.frame_wanted, 0);
-                let poll = Pin::new(&mut this.inner).poll_read(cx, &mut this.frame[have..]);
-                match poll {
-                    Poll::Ready(Ok(0)) => {
-                        this.frame.truncate(have);
-                        if have == 0 {
-                            return Poll::Ready(Ok(0));
-                        }
-                        // A torn frame at the end: hand over what there is.
-                        this.out = std::mem::take(&mut this.frame);
-                        this.frame_wanted = FRAME_HEADER_BYTES;
-                        break;
-                    }
-                    Poll::Ready(Ok(read)) => this.frame.truncate(have + read),
-                    Poll::Ready(Err(error)) => {
-                        this.frame.truncate(have);
-                        return Poll::Ready(Err(error));
-                    }
-                    Poll::Pending => {
-                        this.frame.truncate(have);
-                        return Poll::Pending;
-                    }
+            if this.eof {
+                // A torn frame at the end: hand it over as it is.
+                this.ready = this.end;
+                if this.start == this.end {
+                    return Poll::Ready(Ok(0));
                 }
-            }
-            if !this.out.is_empty() {
                 continue;
             }
-            let length =
-                u32::from_be_bytes([0, this.frame[0], this.frame[1], this.frame[2]]) as usize;
-            let is_headers = this.frame[3] == FRAME_TYPE_HEADERS;
-            if this.frame_wanted == FRAME_HEADER_BYTES
-                && is_headers
-                && length <= HEADERS_FRAME_BYTES_MAX
-                && length > 0
-            {
-                this.frame_wanted = FRAME_HEADER_BYTES + length;
+            let needed = this.check();
+            if this.start < this.ready {
                 continue;
             }
-            if this.frame_wanted > FRAME_HEADER_BYTES {
-                rewrite_authority(&mut this.frame);
-            } else {
-                this.pass_left = length;
+            // Make room: move the unchecked tail to the front, grow for a
+            // large HEADERS frame.
+            this.buffer.copy_within(this.start..this.end, 0);
+            this.end -= this.start;
+            this.ready -= this.start;
+            this.start = 0;
+            let wanted = needed.unwrap_or(0).max(READ_CHUNK_BYTES);
+            if this.buffer.len() < wanted {
+                this.buffer.resize(wanted, 0);
             }
-            this.out = std::mem::take(&mut this.frame);
-            this.frame_wanted = FRAME_HEADER_BYTES;
+            let end = this.end;
+            match Pin::new(&mut this.inner).poll_read(cx, &mut this.buffer[end..]) {
+                Poll::Ready(Ok(0)) => this.eof = true,
+                Poll::Ready(Ok(read)) => this.end += read,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
@@ -416,6 +424,49 @@ mod tests {
         let mut expected = input[..PREFACE_BYTES + data_frame.len()].to_vec();
         expected.extend_from_slice(&headers);
         assert_eq!(output, expected);
+    }
+
+    /// Hands out one byte per read, so every frame arrives torn.
+    struct Trickle(Vec<u8>, usize);
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.1 >= self.0.len() || buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            buf[0] = self.0[self.1];
+            self.1 += 1;
+            Poll::Ready(Ok(1))
+        }
+    }
+
+    #[test]
+    fn frames_torn_across_reads_are_patched_the_same() {
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        let headers = headers_frame(&hex("41909d29aee30c044eae05c0b86e0997df7f"));
+        for _ in 0..3 {
+            input.extend_from_slice(&[0, 0, 2, 0x0, 0x0, 0, 0, 0, 1, b'x', b'y']);
+            input.extend_from_slice(&headers);
+        }
+        let mut expected_headers = headers.clone();
+        rewrite_authority(&mut expected_headers);
+        let mut fixed = AuthorityFix::new(Trickle(input.clone(), 0));
+        let mut output = Vec::new();
+        futures_lite::future::block_on(futures_lite::AsyncReadExt::read_to_end(
+            &mut fixed,
+            &mut output,
+        ))
+        .unwrap();
+        assert_eq!(output.len(), input.len());
+        let patched = output
+            .windows(expected_headers.len())
+            .filter(|window| *window == &expected_headers[..])
+            .count();
+        assert_eq!(patched, 3);
     }
 
     fn hex(text: &str) -> Vec<u8> {
