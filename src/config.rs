@@ -11,6 +11,8 @@ pub struct Config {
     pub name: String,
     pub data_dir: PathBuf,
     pub listen_client_urls: Vec<String>,
+    /// `--listen-metrics-urls`: `/metrics` and `/health` only.
+    pub listen_metrics_urls: Vec<String>,
     pub advertise_client_urls: Vec<String>,
     /// Stored, unused until the peer transport listens.
     #[allow(dead_code)]
@@ -89,6 +91,7 @@ usage: keel [flags]
   --auto-compaction-retention R    auto compaction retention: periodic: a duration like \"5m\" or
                                    a bare number of hours; revision: revisions to keep
                                    (default \"0\", off)
+  --listen-metrics-urls URLS       extra URLs serving only /metrics and /health (default none)
   --quota-backend-bytes N          raise the NOSPACE alarm when the backend would pass N bytes
                                    (default 0 = 2 GiB; negative: no quota)
   --experimental-watch-progress-notify-interval D
@@ -105,7 +108,7 @@ a flag on the command line wins over its variable.
 
 /// Every setting, by its etcd flag name (also its config-file key and, upper-cased
 /// with `_`, its `ETCD_*` variable).
-pub const SETTINGS: [&str; 15] = [
+pub const SETTINGS: [&str; 16] = [
     "name",
     "data-dir",
     "listen-client-urls",
@@ -121,6 +124,7 @@ pub const SETTINGS: [&str; 15] = [
     "config-file",
     "experimental-watch-progress-notify-interval",
     "quota-backend-bytes",
+    "listen-metrics-urls",
 ];
 
 /// One setting from the command line, the environment or the config file.
@@ -156,6 +160,7 @@ impl Config {
         let mut name = "default".to_string();
         let mut data_dir: Option<PathBuf> = None;
         let mut listen = vec!["http://127.0.0.1:2379".to_string()];
+        let mut listen_metrics: Vec<String> = Vec::new();
         let mut advertise: Option<Vec<String>> = None;
         let mut listen_peer = vec![DEFAULT_PEER_URL.to_string()];
         let mut advertise_peer = vec![DEFAULT_PEER_URL.to_string()];
@@ -174,6 +179,7 @@ impl Config {
                 "name" => name = value()?,
                 "data-dir" => data_dir = Some(PathBuf::from(value()?)),
                 "listen-client-urls" => listen = split_urls(&value()?),
+                "listen-metrics-urls" => listen_metrics = split_urls(&value()?),
                 "advertise-client-urls" => advertise = Some(split_urls(&value()?)),
                 "listen-peer-urls" => listen_peer = split_urls(&value()?),
                 "initial-advertise-peer-urls" => advertise_peer = split_urls(&value()?),
@@ -231,6 +237,13 @@ impl Config {
                 reason,
             })?;
         }
+        for url in &listen_metrics {
+            client_url_addr(url).map_err(|reason| ConfigError::BadValue {
+                flag: "listen-metrics-urls".into(),
+                value: url.clone(),
+                reason,
+            })?;
+        }
         let auto_compaction =
             parse_compaction(&compaction_mode, &compaction_retention).map_err(|reason| {
                 ConfigError::BadValue {
@@ -244,6 +257,7 @@ impl Config {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.keel"))),
             advertise_client_urls: advertise.unwrap_or_else(|| listen.clone()),
             listen_client_urls: listen,
+            listen_metrics_urls: listen_metrics,
             listen_peer_urls: listen_peer,
             initial_advertise_peer_urls: advertise_peer,
             name,
@@ -254,6 +268,13 @@ impl Config {
             watch_progress_notify_interval,
             quota_backend_bytes,
         })
+    }
+
+    pub fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        self.listen_metrics_urls
+            .iter()
+            .map(|url| client_url_addr(url).expect("validated"))
+            .collect()
     }
 
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {

@@ -71,6 +71,7 @@ fn main() {
     let raft_cpu = cpus - 1;
     let serve_config = ServeConfig {
         listen: config.listen_addrs(),
+        metrics_listen: config.metrics_addrs(),
         max_request_bytes: config.max_request_bytes,
         max_txn_ops: config.max_txn_ops,
         watch_progress_notify_interval: config.watch_progress_notify_interval,

@@ -114,3 +114,35 @@ fn health_metrics_and_version_beside_grpc() {
         assert_eq!(get(port, "/health?exclude=NOSPACE").0, 200);
     });
 }
+
+#[test]
+fn listen_metrics_urls_serve_http_endpoints_only() {
+    let metrics_port = common::free_port();
+    let keel = Keel::start_with(
+        &common::scratch_dir("http-metrics-url").join("data.keel"),
+        common::free_port(),
+        &[
+            "--listen-metrics-urls",
+            &format!("http://127.0.0.1:{metrics_port}"),
+        ],
+    );
+    assert_eq!(get(metrics_port, "/health").0, 200);
+    let (code, page) = get(metrics_port, "/metrics");
+    assert_eq!(code, 200);
+    assert!(page.contains("etcd_server_has_leader 1"), "{page}");
+    runtime().block_on(async {
+        let mut client = client(&keel.endpoint()).await;
+        client.put("k", "v", None).await.unwrap();
+        // No gRPC on the metrics listener.
+        let on_metrics = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            etcd_client::Client::connect([format!("http://127.0.0.1:{metrics_port}")], None),
+        )
+        .await;
+        let served = match on_metrics {
+            Ok(Ok(mut metrics_client)) => metrics_client.get("k", None).await.is_ok(),
+            _ => false,
+        };
+        assert!(!served, "gRPC answered on a metrics URL");
+    });
+}

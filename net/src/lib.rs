@@ -46,6 +46,8 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: Vec<SocketAddr>,
+    /// etcd's `--listen-metrics-urls`: HTTP endpoints only.
+    pub metrics_listen: Vec<SocketAddr>,
     pub max_request_bytes: usize,
     /// etcd's `--max-txn-ops`.
     pub max_txn_ops: usize,

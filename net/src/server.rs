@@ -66,9 +66,19 @@ pub async fn run_shard(
     bound: impl FnOnce(Result<(), (SocketAddr, std::io::Error)>),
 ) {
     let mut listeners = Vec::new();
-    for addr in &setup.config.listen {
+    let client = setup
+        .config
+        .listen
+        .iter()
+        .map(|addr| (addr, Serves::Client));
+    let metrics = setup
+        .config
+        .metrics_listen
+        .iter()
+        .map(|addr| (addr, Serves::HttpOnly));
+    for (addr, serves) in client.chain(metrics) {
         match bind_listener(*addr) {
-            Ok(listener) => listeners.push(listener),
+            Ok(listener) => listeners.push((listener, serves)),
             Err(error) => {
                 bound(Err((*addr, error)));
                 return;
@@ -93,7 +103,9 @@ pub async fn run_shard(
     let progress = glommio::spawn_local(progress_notifier(shard.clone()));
     let accepts: Vec<_> = listeners
         .into_iter()
-        .map(|listener| glommio::spawn_local(accept_loop(listener, shard.clone())))
+        .map(|(listener, serves)| {
+            glommio::spawn_local(accept_loop(listener, serves, shard.clone()))
+        })
         .collect();
     shard.run_replies(from_raft).await;
     drop(accepts);
@@ -121,12 +133,21 @@ fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(fd) })
 }
 
-async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serves {
+    /// gRPC, and `/health`, `/metrics`, `/version` (`--listen-client-urls`).
+    Client,
+    /// Only the HTTP endpoints (`--listen-metrics-urls`).
+    HttpOnly,
+}
+
+async fn accept_loop(listener: TcpListener, serves: Serves, shard: Rc<Shard>) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                glommio::spawn_local(serve_connection(stream, shard.clone())).detach();
+                glommio::spawn_local(serve_connection(stream, serves, shard.clone())).detach();
             }
             Err(error) => {
                 eprintln!("keel: accept failed: {error}");
@@ -139,7 +160,7 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>) {
 /// The first bytes of every HTTP/2 connection (the client preface).
 const HTTP2_PREFACE_START: &[u8; 4] = b"PRI ";
 
-async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
+async fn serve_connection(mut stream: TcpStream, serves: Serves, shard: Rc<Shard>) {
     use futures_lite::AsyncReadExt;
     let mut head = [0u8; 4];
     let mut seen = 0;
@@ -151,6 +172,9 @@ async fn serve_connection(mut stream: TcpStream, shard: Rc<Shard>) {
     }
     if &head != HTTP2_PREFACE_START {
         return crate::http1::serve(stream, head.to_vec(), shard).await;
+    }
+    if serves == Serves::HttpOnly {
+        return; // gRPC is served on the client URLs only
     }
     shard.metrics.connections.fetch_add(1, Ordering::Relaxed);
     serve_http2(
