@@ -435,3 +435,52 @@ fn a_slow_watcher_gets_every_event_in_order_and_writers_do_not_stall() {
         assert_eq!(range.count(), 6000);
     });
 }
+
+/// etcd_debugging_mvcc_watcher_total from the member's /metrics.
+fn watchers_on(port: u16) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    page.lines()
+        .find_map(|line| line.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .expect("watcher gauge")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn vanished_clients_release_their_watchers() {
+    let keel = Keel::start("watch-vanish");
+    runtime().block_on(async {
+        {
+            let mut client = client(&keel.endpoint()).await;
+            let mut streams = Vec::new();
+            for i in 0..20 {
+                let mut stream = client
+                    .watch(format!("v/{i}"), Some(WatchOptions::new().with_prefix()))
+                    .await
+                    .unwrap();
+                assert!(next(&mut stream).await.created());
+                for j in 1..5 {
+                    stream.watch(format!("v/{i}/{j}"), None).await.unwrap();
+                    assert!(next(&mut stream).await.created());
+                }
+                streams.push(stream);
+            }
+            assert_eq!(watchers_on(keel.port), 100);
+            // The client goes away without cancelling anything.
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while watchers_on(keel.port) != 0 {
+            assert!(std::time::Instant::now() < deadline, "watchers released");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The member still serves new watchers.
+        let mut client = client(&keel.endpoint()).await;
+        let mut stream = client.watch("after", None).await.unwrap();
+        assert!(next(&mut stream).await.created());
+        assert_eq!(watchers_on(keel.port), 1);
+    });
+}
