@@ -1,6 +1,7 @@
 //! Property test: random puts, deletes and range deletes against a model
-//! (a BTreeMap per revision), reading at random past revisions, before and
-//! after persist + reopen.
+//! (a BTreeMap per revision), reading at random past revisions in both key
+//! orders (`range`, `range_descending`) with every limit/count option,
+//! before and after persist + reopen and after compaction.
 
 use keel_engine::{RangeOptions, Store, StoreOptions};
 use rand::rngs::StdRng;
@@ -22,37 +23,48 @@ fn random_key(rng: &mut StdRng) -> Vec<u8> {
     }
 }
 
-fn check(store: &Store, history: &[Model], rng: &mut StdRng, reads: usize) {
+/// Reads at random revisions from `oldest_revision` on, in both key
+/// orders with random limit/keys_only/count_only/stop_after_limit, and
+/// compares each with the model's answer.
+fn check(store: &Store, history: &[Model], oldest_revision: i64, rng: &mut StdRng, reads: usize) {
     let view = store.reader().view();
     for _ in 0..reads {
-        let revision = rng.random_range(1..history.len() as i64);
+        let revision = rng.random_range(oldest_revision..history.len() as i64);
         let model = &history[revision as usize];
         let mut start = random_key(rng);
         let mut end = random_key(rng);
         if start > end {
             std::mem::swap(&mut start, &mut end);
         }
-        let (start, end) = match rng.random_range(0..4) {
+        let (start, end) = match rng.random_range(0..5) {
             0 => (start, Vec::new()),
             1 => (start, vec![0]),
             2 => (vec![0], vec![0]),
+            // The empty key: every MVCC key, none of the lease records
+            // that sort just below them.
+            3 => (Vec::new(), vec![0]),
             _ => (start, end),
         };
-        let limit = if rng.random_bool(0.3) {
-            rng.random_range(1..5)
-        } else {
-            0
+        let options = RangeOptions {
+            key: &start,
+            range_end: &end,
+            revision,
+            limit: if rng.random_bool(0.4) {
+                rng.random_range(1..5)
+            } else {
+                0
+            },
+            keys_only: rng.random_bool(0.2),
+            count_only: rng.random_bool(0.1),
+            stop_after_limit: rng.random_bool(0.2),
         };
-        let result = view
-            .range(&RangeOptions {
-                key: &start,
-                range_end: &end,
-                revision,
-                limit,
-                ..RangeOptions::default()
-            })
-            .unwrap();
-        let expected: Vec<_> = model
+        let descending = rng.random_bool(0.5);
+        let result = if descending {
+            view.range_descending(&options).unwrap()
+        } else {
+            view.range(&options).unwrap()
+        };
+        let mut expected: Vec<_> = model
             .iter()
             .filter(|(key, _)| {
                 if end.is_empty() {
@@ -64,24 +76,46 @@ fn check(store: &Store, history: &[Model], rng: &mut StdRng, reads: usize) {
                 }
             })
             .collect();
-        assert_eq!(
-            result.count,
-            expected.len() as i64,
-            "rev {revision} [{start:?}, {end:?})"
-        );
-        let shown = if limit > 0 {
-            expected.len().min(limit as usize)
+        if descending {
+            expected.reverse();
+        }
+        let what =
+            format!("rev {revision} [{start:?}, {end:?}) descending {descending} {options:?}");
+        let limit = usize::try_from(options.limit).unwrap();
+        let shown = if options.count_only {
+            0
+        } else if limit > 0 {
+            expected.len().min(limit)
         } else {
             expected.len()
         };
-        assert_eq!(result.kvs.len(), shown);
-        assert_eq!(result.more, shown < expected.len());
+        // With stop_after_limit the scan stops at the first match past the
+        // limit, so the count is at most limit + 1.
+        let count = if options.stop_after_limit && limit > 0 && !options.count_only {
+            expected.len().min(limit + 1)
+        } else {
+            expected.len()
+        };
+        assert_eq!(result.count, count as i64, "{what}");
+        assert_eq!(result.kvs.len(), shown, "{what}");
+        assert_eq!(
+            result.more,
+            limit > 0 && !options.count_only && shown < expected.len(),
+            "{what}"
+        );
+        assert_eq!(result.revision, store.revision());
         for (kv, (key, (create, modified, version, value))) in result.kvs.iter().zip(&expected) {
-            assert_eq!(&kv.key, *key);
+            assert_eq!(&kv.key, *key, "{what}");
+            let value: &[u8] = if options.keys_only { &[] } else { value };
             assert_eq!(
-                (kv.create_revision, kv.mod_revision, kv.version, &kv.value),
+                (
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.version,
+                    &kv.value[..]
+                ),
                 (*create, *modified, *version, value),
-                "key {key:?} at rev {revision}"
+                "key {key:?}: {what}"
             );
         }
     }
@@ -96,7 +130,14 @@ fn random_ops_match_model_at_past_revisions() {
         let mut store = Store::open(&path, StoreOptions::default()).unwrap();
         // history[r] is the model at revision r; revision 1 is empty.
         let mut history: Vec<Model> = vec![Model::new(), Model::new()];
-        let mut applied = 0;
+        let mut applied = 1;
+        // Lease records sort just below every MVCC key: scans in either
+        // direction must never meet them.
+        let mut batch = store.write_batch();
+        for id in [1, 7, i64::MAX] {
+            batch.put_lease(id, 60);
+        }
+        batch.commit(applied);
         for round in 0..ROUNDS {
             let mut model = history.last().unwrap().clone();
             let main = store.revision() + 1;
@@ -148,14 +189,22 @@ fn random_ops_match_model_at_past_revisions() {
                 store.persist().unwrap();
             }
             if round % 50 == 0 {
-                check(&store, &history, &mut rng, 20);
+                check(&store, &history, 1, &mut rng, 20);
             }
         }
-        check(&store, &history, &mut rng, 300);
+        check(&store, &history, 1, &mut rng, 300);
         store.persist().unwrap();
         drop(store);
-        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
         assert_eq!(store.revision(), history.len() as i64 - 1);
-        check(&store, &history, &mut rng, 300);
+        check(&store, &history, 1, &mut rng, 300);
+        // Compaction drops superseded entries; reads at or after its
+        // revision see the same in both orders.
+        let compact_revision = history.len() as i64 / 2;
+        let mut batch = store.write_batch();
+        batch.compact(compact_revision).unwrap();
+        applied += 1;
+        batch.commit(applied);
+        check(&store, &history, compact_revision, &mut rng, 300);
     }
 }

@@ -252,6 +252,86 @@ fn limit_count_more_keys_only_count_only() {
 }
 
 #[test]
+fn descending_ranges_as_etcd_sort_descend_by_key() {
+    let (_dir, store) = store_with_keys();
+    let view = store.reader().view();
+    let descending = |key: &[u8], range_end: &[u8], limit: i64| {
+        view.range_descending(&RangeOptions {
+            key,
+            range_end,
+            limit,
+            ..RangeOptions::default()
+        })
+        .unwrap()
+    };
+    assert_eq!(keys(&descending(b"ab", b"", 0)), [b"ab"]);
+    assert_eq!(keys(&descending(b"zz", b"", 0)), Vec::<&[u8]>::new());
+    assert_eq!(keys(&descending(b"a", b"c", 0)), [&b"b"[..], b"ab", b"a"]);
+    assert_eq!(
+        keys(&descending(b"c", b"\x00", 0)),
+        [&b"\xff"[..], b"d", b"c\x00", b"c"]
+    );
+    // etcd sorts every match, then keeps the first `limit`: the largest keys.
+    let limited = descending(b"\x00", b"\x00", 3);
+    assert_eq!(keys(&limited), [&b"\xff"[..], b"d", b"c\x00"]);
+    assert_eq!((limited.count, limited.more), (8, true));
+    let exact = descending(b"a", b"b", 2);
+    assert_eq!(keys(&exact), [&b"ab"[..], b"a"]);
+    assert_eq!((exact.count, exact.more), (2, false));
+    assert_eq!(descending(b"c", b"b", 0).count, 0);
+    // A key deleted, and a read at a revision before the delete.
+    let (_dir, mut store) = store_with_keys();
+    delete(&mut store, b"b", b"c");
+    let view = store.reader().view();
+    let now = view
+        .range_descending(&RangeOptions {
+            key: b"a",
+            range_end: b"c",
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(keys(&now), [&b"ab"[..], b"a"]);
+    let before = view
+        .range_descending(&RangeOptions {
+            key: b"a",
+            range_end: b"c",
+            revision: store.revision() - 1,
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(keys(&before), [&b"b"[..], b"ab", b"a"]);
+    assert_eq!(
+        view.range_descending(&RangeOptions {
+            key: b"a",
+            revision: store.revision() + 1,
+            ..RangeOptions::default()
+        }),
+        Err(MvccError::FutureRevision)
+    );
+    // Inside a txn: its own writes, newest version of each key.
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    txn.put(b"aa", b"1", 0);
+    txn.put(b"aa", b"2", 0);
+    txn.delete_range(b"ab", b"");
+    let inside = txn
+        .range_descending(&RangeOptions {
+            key: b"a",
+            range_end: b"b",
+            ..RangeOptions::default()
+        })
+        .unwrap();
+    assert_eq!(keys(&inside), [&b"aa"[..], b"a"]);
+    assert_eq!(
+        (inside.kvs[0].value.as_slice(), inside.kvs[0].version),
+        (&b"2"[..], 2)
+    );
+    txn.end();
+    batch.commit(applied);
+}
+
+#[test]
 fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir.path().join("db"));

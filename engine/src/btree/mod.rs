@@ -14,7 +14,7 @@
 //! clean node also knows how many pages its subtree spans, so a persist
 //! learns how much of the file its commit references
 //! ([`file::TreeFile::size_in_use_bytes`]) by visiting only what it writes.
-//! Range scans use [`cursor::Cursor`].
+//! Range scans, in either direction, use [`cursor::Cursor`].
 //!
 //! The commit record reserves a second root (`history_root_page`) for the
 //! revision-ordered history tree that compaction and watch replay will use.

@@ -1,7 +1,8 @@
 //! A range of user keys in etcd's terms (`key` + `range_end`), as bounds on
 //! encoded key prefixes, shared by range scans and the watch history.
 
-use super::key::key_prefix;
+use super::key::{key_prefix, past_prefix};
+use crate::btree::{Cursor, Node};
 
 /// Where a range stops, as an encoded key prefix.
 enum RangeEnd {
@@ -43,6 +44,20 @@ impl KeyRange {
     /// The encoded prefix of the first key: a scan seeks here.
     pub(crate) fn start(&self) -> &[u8] {
         &self.start
+    }
+
+    /// A cursor at the last tree entry of the range's last key, or (when
+    /// nothing at or above [`KeyRange::start`] is in range) before it: a
+    /// reverse scan starts here and stops below [`KeyRange::start`].
+    pub(crate) fn seek_last<'a>(&self, root: &'a Node) -> Cursor<'a> {
+        match &self.end {
+            // Above every entry of the start key, below the next key's.
+            RangeEnd::Single => Cursor::seek_before(root, &past_prefix(&self.start)),
+            // Prefixes are prefix-free: every entry of a key below the end
+            // key sorts below its prefix, and its own entries above it.
+            RangeEnd::Before(before) => Cursor::seek_before(root, before),
+            RangeEnd::Unbounded => Cursor::last(root),
+        }
     }
 
     /// Whether the key of encoded `prefix` (at or after [`KeyRange::start`]

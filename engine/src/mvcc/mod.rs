@@ -89,7 +89,8 @@ pub struct RangeOptions<'a> {
     pub range_end: &'a [u8],
     /// Revision to read at; <= 0 = latest.
     pub revision: i64,
-    /// Most kvs to return; <= 0 = no limit.
+    /// Most kvs to return, the first in the scan's key order; <= 0 = no
+    /// limit.
     pub limit: i64,
     /// Leave values out.
     pub keys_only: bool,
@@ -104,7 +105,8 @@ pub struct RangeOptions<'a> {
 /// etcd's RangeResponse fields the engine fills.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RangeResult {
-    /// Matching kvs, key order, at most `limit`.
+    /// Matching kvs in key order (ascending; descending from
+    /// [`ReadView::range_descending`]), at most `limit`.
     pub kvs: Vec<KeyValue>,
     /// Matching keys ignoring the limit.
     pub count: i64,

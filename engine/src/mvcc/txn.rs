@@ -8,7 +8,7 @@
 use super::key::{encode_key, encode_put, encode_tombstone};
 use super::revision::Revision;
 use super::store::Store;
-use super::view::{get, range, scan};
+use super::view::{get, range, scan, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
 use crate::btree::insert;
 use crate::error::MvccError;
@@ -98,6 +98,19 @@ impl Txn<'_> {
             options,
             self.read_revision(),
             self.store.compact_revision,
+            ScanOrder::Ascending,
+        )
+    }
+
+    /// [`Txn::range`] in descending key order, as
+    /// [`super::ReadView::range_descending`].
+    pub fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        range(
+            &self.store.root,
+            options,
+            self.read_revision(),
+            self.store.compact_revision,
+            ScanOrder::Descending,
         )
     }
 

@@ -126,19 +126,50 @@ impl ReadView {
         }
     }
 
-    /// etcd's Range at `options.revision` (latest if <= 0).
+    /// etcd's Range at `options.revision` (latest if <= 0), kvs in
+    /// ascending key order.
     pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
-        range(&self.root, options, self.revision, self.compact_revision)
+        range(
+            &self.root,
+            options,
+            self.revision,
+            self.compact_revision,
+            ScanOrder::Ascending,
+        )
+    }
+
+    /// [`ReadView::range`] with kvs in DESCENDING key order: etcd's Range
+    /// with `sort_order = DESCEND, sort_target = KEY`. `limit` keeps the
+    /// first `limit` kvs in that order (the largest keys); `count` is every
+    /// match and `more` whether kvs left any out, as etcd computes them;
+    /// `stop_after_limit` stops at the first match past the limit. Costs
+    /// what an ascending range costs: the tree is walked backwards.
+    pub fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        range(
+            &self.root,
+            options,
+            self.revision,
+            self.compact_revision,
+            ScanOrder::Descending,
+        )
     }
 }
 
+/// The key order a range returns its kvs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanOrder {
+    Ascending,
+    Descending,
+}
+
 /// Validates the requested revision against `current_revision` and
-/// `compact_revision`, then scans.
+/// `compact_revision`, then scans in `order`.
 pub(crate) fn range(
     root: &Node,
     options: &RangeOptions,
     current_revision: i64,
     compact_revision: i64,
+    order: ScanOrder,
 ) -> Result<RangeResult, MvccError> {
     let read_revision = if options.revision <= 0 {
         current_revision
@@ -151,26 +182,75 @@ pub(crate) fn range(
     if read_revision < compact_revision {
         return Err(MvccError::Compacted);
     }
-    let mut result = scan(root, options, read_revision);
+    let mut result = match order {
+        ScanOrder::Ascending => scan(root, options, read_revision),
+        ScanOrder::Descending => scan_descending(root, options, read_revision),
+    };
     result.revision = current_revision;
     Ok(result)
+}
+
+/// Builds a [`RangeResult`] from the visible entries of a scan, one per
+/// user key in scan order, applying etcd's limit and count rules.
+struct Collector<'o> {
+    options: &'o RangeOptions<'o>,
+    /// `options.limit` when positive.
+    limit: Option<usize>,
+    result: RangeResult,
+}
+
+impl<'o> Collector<'o> {
+    fn new(options: &'o RangeOptions<'o>, read_revision: i64) -> Collector<'o> {
+        Collector {
+            options,
+            limit: usize::try_from(options.limit)
+                .ok()
+                .filter(|&limit| limit > 0),
+            result: RangeResult {
+                kvs: Vec::new(),
+                count: 0,
+                more: false,
+                revision: read_revision,
+            },
+        }
+    }
+
+    /// Takes the visible entry of the next user key; false when the scan
+    /// may stop (`stop_after_limit` and past the limit).
+    #[inline]
+    fn offer(&mut self, entry: &Entry) -> bool {
+        if matches!(decode_value(entry.value()), ValueRecord::Tombstone) {
+            return true;
+        }
+        self.result.count += 1;
+        if self.options.count_only
+            || self
+                .limit
+                .is_some_and(|limit| self.result.kvs.len() >= limit)
+        {
+            return !self.options.stop_after_limit || self.options.count_only;
+        }
+        self.result
+            .kvs
+            .push(key_value_of(entry, self.options.keys_only));
+        true
+    }
+
+    fn finish(mut self) -> RangeResult {
+        self.result.more = self.limit.is_some()
+            && !self.options.count_only
+            && self.result.count > self.result.kvs.len() as i64;
+        self.result
+    }
 }
 
 /// Scans `[key, range_end)` per etcd's rules at `read_revision` without
 /// validating it; `revision` in the result is `read_revision`.
 pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> RangeResult {
-    let mut result = RangeResult {
-        kvs: Vec::new(),
-        count: 0,
-        more: false,
-        revision: read_revision,
-    };
+    let mut collector = Collector::new(options, read_revision);
     let Some(key_range) = KeyRange::new(options.key, options.range_end) else {
-        return result;
+        return collector.finish();
     };
-    let limit = usize::try_from(options.limit)
-        .ok()
-        .filter(|&limit| limit > 0);
     let mut cursor = Cursor::seek(root, key_range.start());
     while let Some(first) = cursor.current() {
         let prefix = prefix_of(first.key());
@@ -189,21 +269,51 @@ pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> R
             }
             cursor.next();
         }
-        let Some(entry) = visible else { continue };
-        if matches!(decode_value(entry.value()), ValueRecord::Tombstone) {
-            continue;
-        }
-        result.count += 1;
-        if options.count_only || limit.is_some_and(|limit| result.kvs.len() >= limit) {
-            if options.stop_after_limit && !options.count_only {
+        if let Some(entry) = visible {
+            if !collector.offer(entry) {
                 break;
             }
-            continue;
         }
-        result.kvs.push(key_value_of(entry, options.keys_only));
     }
-    result.more = limit.is_some() && !options.count_only && result.count > result.kvs.len() as i64;
-    result
+    collector.finish()
+}
+
+/// [`scan`] from the last key of the range down to its first.
+fn scan_descending(root: &Node, options: &RangeOptions, read_revision: i64) -> RangeResult {
+    let mut collector = Collector::new(options, read_revision);
+    let Some(key_range) = KeyRange::new(options.key, options.range_end) else {
+        return collector.finish();
+    };
+    let mut cursor = key_range.seek_last(root);
+    while let Some(last) = cursor.current() {
+        // Below the start: an earlier user key, or a lease record (lease
+        // keys sort before every MVCC key, so they end the walk here).
+        if last.key() < key_range.start() {
+            break;
+        }
+        let prefix = prefix_of(last.key());
+        debug_assert!(key_range.contains(prefix));
+        // Walking backwards, one user key's entries come oldest first: the
+        // visible one is the last at or below the read revision.
+        let mut visible: Option<&Entry> = None;
+        while let Some(entry) = cursor.current() {
+            // Prefixes are prefix-free, so only this key's entries start
+            // with it (a lease key never does).
+            if !entry.key().starts_with(prefix) {
+                break;
+            }
+            if revision_of(entry.key()).main <= read_revision {
+                visible = Some(entry);
+            }
+            cursor.prev();
+        }
+        if let Some(entry) = visible {
+            if !collector.offer(entry) {
+                break;
+            }
+        }
+    }
+    collector.finish()
 }
 
 /// The live value of `user_key` at `read_revision`, if any.
