@@ -22,22 +22,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use keel_engine::{Event, EventKind, MvccError, StoreReader};
-use keel_proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchResponse};
-use keel_proto::mvccpb;
-use keel_raft_shim::convert::to_proto_kv;
+use bytes::Bytes;
+use keel_engine::{Event, StoreReader};
+use keel_proto::etcdserverpb::{WatchCreateRequest, WatchResponse};
 use keel_raft_shim::{EventBatch, RaftStatus, ShardId};
-use prost::Message;
 
 use super::outbox::Outbox;
+use super::response::{encode_events, frame_with_events, queue_events};
+use super::watcher::Watcher;
 use crate::grpc;
 use crate::metrics::ShardMetrics;
 
@@ -51,7 +49,7 @@ pub const INVALID_WATCH_ID: i64 = -1;
 
 /// A watch stream on this core.
 pub type StreamId = u64;
-type WatcherKey = (StreamId, i64);
+pub(super) type WatcherKey = (StreamId, i64);
 
 /// Why a create request was refused (etcd's `mvcc` errors, its texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,76 +69,37 @@ impl CreateError {
     }
 }
 
-struct Watcher {
-    key: Vec<u8>,
-    /// Empty: only `key`; `[0]`: every key >= `key`; else `[key, range_end)`.
-    range_end: Vec<u8>,
-    prev_kv: bool,
-    no_put: bool,
-    no_delete: bool,
-    fragment: bool,
-    progress_notify: bool,
-    /// The first revision not yet queued for the client.
-    next_revision: i64,
-    synced: bool,
-    /// Events were queued since the last periodic progress notification.
-    sent_since_progress: bool,
-}
-
-impl Watcher {
-    fn is_single_key(&self) -> bool {
-        self.range_end.is_empty()
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        if self.range_end.is_empty() {
-            key == self.key.as_slice()
-        } else if self.range_end == [0] {
-            key >= self.key.as_slice()
-        } else {
-            key >= self.key.as_slice() && key < self.range_end.as_slice()
-        }
-    }
-
-    fn wants(&self, event: &Event) -> bool {
-        match event.kind {
-            EventKind::Put => !self.no_put,
-            EventKind::Delete => !self.no_delete,
-        }
-    }
-}
-
-struct StreamState {
-    outbox: Rc<Outbox>,
-    watchers: BTreeMap<i64, Watcher>,
-    next_watch_id: i64,
+pub(super) struct StreamState {
+    pub(super) outbox: Rc<Outbox>,
+    pub(super) watchers: BTreeMap<i64, Watcher>,
+    pub(super) next_watch_id: i64,
     /// A progress request waits for every watcher to be synced.
-    progress_pending: bool,
+    pub(super) progress_pending: bool,
 }
 
 #[derive(Default)]
-struct HubState {
-    streams: HashMap<StreamId, StreamState>,
+pub(super) struct HubState {
+    pub(super) streams: HashMap<StreamId, StreamState>,
     /// Single-key watchers by key.
-    exact: HashMap<Vec<u8>, BTreeSet<WatcherKey>>,
+    pub(super) exact: HashMap<Vec<u8>, BTreeSet<WatcherKey>>,
     /// Range and prefix watchers.
-    ranges: BTreeSet<WatcherKey>,
-    unsynced: BTreeSet<WatcherKey>,
-    watcher_count: usize,
-    shard_revision: i64,
-    next_stream: StreamId,
+    pub(super) ranges: BTreeSet<WatcherKey>,
+    pub(super) unsynced: BTreeSet<WatcherKey>,
+    pub(super) watcher_count: usize,
+    pub(super) shard_revision: i64,
+    pub(super) next_stream: StreamId,
 }
 
 pub struct WatchHub {
-    shard: ShardId,
-    reader: StoreReader,
-    status: Arc<RaftStatus>,
+    pub(super) shard: ShardId,
+    pub(super) reader: StoreReader,
+    pub(super) status: Arc<RaftStatus>,
     /// Fragmented responses are cut at this size (etcd: `--max-request-bytes`).
-    fragment_bytes: usize,
-    metrics: Arc<ShardMetrics>,
-    state: RefCell<HubState>,
-    catch_up_due: Cell<bool>,
-    catch_up_waker: Cell<Option<Waker>>,
+    pub(super) fragment_bytes: usize,
+    pub(super) metrics: Arc<ShardMetrics>,
+    pub(super) state: RefCell<HubState>,
+    pub(super) catch_up_due: Cell<bool>,
+    pub(super) catch_up_waker: Cell<Option<Waker>>,
 }
 
 impl WatchHub {
@@ -355,7 +314,11 @@ impl WatchHub {
         Self::answer_progress(&self.status, shard_revision, entry);
     }
 
-    fn answer_progress(status: &RaftStatus, shard_revision: i64, entry: &mut StreamState) {
+    pub(super) fn answer_progress(
+        status: &RaftStatus,
+        shard_revision: i64,
+        entry: &mut StreamState,
+    ) {
         if !entry.progress_pending || entry.watchers.is_empty() {
             entry.progress_pending = false;
             return;
@@ -411,7 +374,7 @@ impl WatchHub {
         }
     }
 
-    fn unindex(&self, state: &mut HubState, key: WatcherKey, watcher: &Watcher) {
+    pub(super) fn unindex(&self, state: &mut HubState, key: WatcherKey, watcher: &Watcher) {
         if watcher.is_single_key() {
             if let Some(set) = state.exact.get_mut(&watcher.key) {
                 set.remove(&key);
@@ -542,258 +505,8 @@ impl WatchHub {
             self.wake_catch_up();
         }
     }
-
-    fn wake_catch_up(&self) {
-        self.catch_up_due.set(true);
-        if let Some(waker) = self.catch_up_waker.take() {
-            waker.wake();
-        }
-    }
-
-    /// A stream's writer made room: its unsynced watchers may go on.
-    pub fn outbox_drained(&self) {
-        if !self.state.borrow().unsynced.is_empty() {
-            self.wake_catch_up();
-        }
-    }
-
-    /// The catch-up task: serves unsynced watchers from history, a bounded
-    /// chunk per watcher per round, yielding between watchers.
-    pub async fn run_catch_up(&self) {
-        loop {
-            poll_fn(|cx| {
-                if self.catch_up_due.replace(false) {
-                    Poll::Ready(())
-                } else {
-                    self.catch_up_waker.set(Some(cx.waker().clone()));
-                    Poll::Pending
-                }
-            })
-            .await;
-            let keys: Vec<WatcherKey> = self.state.borrow().unsynced.iter().copied().collect();
-            for key in keys {
-                if self.catch_up_one(key) {
-                    // More history is left for it: come round again.
-                    self.catch_up_due.set(true);
-                }
-                glommio::yield_if_needed().await;
-            }
-        }
-    }
-
-    /// One history chunk for one watcher; true if it still lags and its
-    /// outbox has room for more.
-    fn catch_up_one(&self, key: WatcherKey) -> bool {
-        let mut guard = self.state.borrow_mut();
-        let state = &mut *guard;
-        let shard_revision = state.shard_revision;
-        let Some(entry) = state.streams.get_mut(&key.0) else {
-            state.unsynced.remove(&key);
-            return false;
-        };
-        let Some(watcher) = entry.watchers.get_mut(&key.1) else {
-            state.unsynced.remove(&key);
-            return false;
-        };
-        if watcher.synced || !entry.outbox.has_room() {
-            return false;
-        }
-        let view = self.reader.view();
-        let chunk = match view.events(
-            &watcher.key,
-            &watcher.range_end,
-            watcher.next_revision,
-            CATCH_UP_EVENTS_MAX,
-        ) {
-            Ok(chunk) => chunk,
-            Err(MvccError::Compacted) => {
-                // etcd: cancel the watcher, naming the compaction point.
-                let response = WatchResponse {
-                    header: Some(self.status.header(view.revision())),
-                    watch_id: key.1,
-                    canceled: true,
-                    compact_revision: view.compact_revision(),
-                    cancel_reason: "etcdserver: mvcc: required revision has been compacted"
-                        .to_string(),
-                    ..WatchResponse::default()
-                };
-                entry.outbox.push(grpc::frame(&response));
-                let watcher = entry.watchers.remove(&key.1).expect("present");
-                self.unindex(state, key, &watcher);
-                return false;
-            }
-            Err(error) => {
-                eprintln!("keel: watch history read failed: {error:?}");
-                return false;
-            }
-        };
-        let wanted: Vec<&Event> = chunk.events.iter().filter(|e| watcher.wants(e)).collect();
-        if !wanted.is_empty() {
-            watcher.sent_since_progress = true;
-            queue_events(
-                &entry.outbox,
-                &self.status,
-                key.1,
-                view.revision(),
-                watcher,
-                &wanted,
-                self.fragment_bytes,
-            );
-        }
-        debug_assert!(chunk.next_revision >= watcher.next_revision);
-        watcher.next_revision = chunk.next_revision;
-        if watcher.next_revision > view.revision() {
-            watcher.synced = true;
-            state.unsynced.remove(&key);
-            Self::answer_progress(&self.status, shard_revision, entry);
-            false
-        } else {
-            entry.outbox.has_room()
-        }
-    }
-}
-
-/// Queues `events` for one watcher as one response, or as fragments when
-/// the watcher asked for them and the response is larger than
-/// `fragment_bytes` (etcd's `sendFragments`).
-fn queue_events(
-    outbox: &Outbox,
-    status: &RaftStatus,
-    watch_id: i64,
-    revision: i64,
-    watcher: &Watcher,
-    events: &[&Event],
-    fragment_bytes: usize,
-) {
-    let proto: Vec<mvccpb::Event> = events
-        .iter()
-        .map(|event| to_proto_event(event, watcher.prev_kv))
-        .collect();
-    let whole = WatchResponse {
-        header: Some(status.header(revision)),
-        watch_id,
-        events: proto,
-        ..WatchResponse::default()
-    };
-    if !watcher.fragment || whole.events.len() < 2 || whole.encoded_len() < fragment_bytes {
-        outbox.push(grpc::frame(&whole));
-        return;
-    }
-    let header = whole.header;
-    let mut pieces: Vec<Vec<mvccpb::Event>> = vec![Vec::new()];
-    let mut piece_bytes = 0usize;
-    for event in whole.events {
-        let event_bytes = event.encoded_len() + 8;
-        let last = pieces.last_mut().expect("one piece");
-        if !last.is_empty() && piece_bytes + event_bytes > fragment_bytes {
-            pieces.push(Vec::new());
-            piece_bytes = 0;
-        }
-        piece_bytes += event_bytes;
-        pieces.last_mut().expect("one piece").push(event);
-    }
-    let count = pieces.len();
-    for (index, events) in pieces.into_iter().enumerate() {
-        let response = WatchResponse {
-            header,
-            watch_id,
-            events,
-            fragment: index + 1 < count,
-            ..WatchResponse::default()
-        };
-        outbox.push(grpc::frame(&response));
-    }
-}
-
-/// The `events` field of a WatchResponse, encoded once for every watcher
-/// that gets exactly these events.
-fn encode_events(events: &[&Event], with_prev_kv: bool) -> Bytes {
-    let only_events = WatchResponse {
-        events: events
-            .iter()
-            .map(|event| to_proto_event(event, with_prev_kv))
-            .collect(),
-        ..WatchResponse::default()
-    };
-    Bytes::from(only_events.encode_to_vec())
-}
-
-/// A framed WatchResponse from its own header and id plus shared encoded
-/// events: protobuf fields may come in any order and concatenated
-/// encodings merge, so the result decodes as one message.
-fn frame_with_events(header: &ResponseHeader, watch_id: i64, events: &Bytes) -> Bytes {
-    let head = WatchResponse {
-        header: Some(*header),
-        watch_id,
-        ..WatchResponse::default()
-    };
-    let len = head.encoded_len() + events.len();
-    let mut framed = BytesMut::with_capacity(grpc::PREFIX_BYTES + len);
-    framed.put_u8(0);
-    framed.put_u32(len as u32);
-    head.encode(&mut framed).expect("capacity reserved");
-    framed.extend_from_slice(events);
-    framed.freeze()
-}
-
-fn to_proto_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
-    mvccpb::Event {
-        r#type: match event.kind {
-            EventKind::Put => mvccpb::event::EventType::Put as i32,
-            EventKind::Delete => mvccpb::event::EventType::Delete as i32,
-        },
-        kv: Some(to_proto_kv(event.kv.clone())),
-        prev_kv: if with_prev_kv {
-            event.prev_kv.clone().map(to_proto_kv)
-        } else {
-            None
-        },
-    }
 }
 
 /// How often periodic progress notifications go out (etcd's
 /// `--experimental-watch-progress-notify-interval`, 10 minutes).
 pub const PROGRESS_NOTIFY_INTERVAL_DEFAULT: Duration = Duration::from_secs(600);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use keel_engine::KeyValue;
-
-    #[test]
-    fn shared_event_encoding_decodes_as_the_whole_response() {
-        let event = Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
-                key: b"k".to_vec(),
-                create_revision: 2,
-                mod_revision: 5,
-                version: 3,
-                value: b"v".to_vec(),
-                lease: 0,
-            },
-            prev_kv: Some(KeyValue {
-                key: b"k".to_vec(),
-                mod_revision: 4,
-                ..KeyValue::default()
-            }),
-        };
-        let header = ResponseHeader {
-            cluster_id: 1,
-            member_id: 2,
-            revision: 5,
-            raft_term: 3,
-        };
-        let shared = encode_events(&[&event], true);
-        let framed = frame_with_events(&header, 42, &shared);
-        let expected = WatchResponse {
-            header: Some(header),
-            watch_id: 42,
-            events: vec![to_proto_event(&event, true)],
-            ..WatchResponse::default()
-        };
-        assert_eq!(framed, grpc::frame(&expected));
-        let decoded = WatchResponse::decode(&framed[grpc::PREFIX_BYTES..]).unwrap();
-        assert_eq!(decoded, expected);
-    }
-}

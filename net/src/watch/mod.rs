@@ -7,8 +7,11 @@
 //! catch up from the store's history: nothing is dropped, reordered, or
 //! allowed to stall the raft core or other clients.
 
+mod catch_up;
 pub mod hub;
 pub mod outbox;
+mod response;
+mod watcher;
 
 use std::rc::Rc;
 
