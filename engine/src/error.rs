@@ -26,8 +26,11 @@ pub enum WalError {
         expected: u32,
     },
     /// A file in the WAL directory is named like a segment but its name is
-    /// not `{seq:016x}.wal`, or the sequence numbers have a gap.
+    /// not `{seq:016x}.wal`.
     BadSegmentName { path: PathBuf },
+    /// The segment at `path` is missing although `next`, a later one, is
+    /// there: the records it held are lost.
+    MissingSegment { path: PathBuf, next: PathBuf },
 }
 
 impl fmt::Display for WalError {
@@ -56,6 +59,12 @@ impl fmt::Display for WalError {
             WalError::BadSegmentName { path } => {
                 write!(f, "wal: {}: unexpected segment file name", path.display())
             }
+            WalError::MissingSegment { path, next } => write!(
+                f,
+                "wal: {}: segment missing (a hole in the sequence before {})",
+                path.display(),
+                next.display()
+            ),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Guards the WAL: records survive reopen, a torn tail is cut off, damage
-//! before the tail is an error naming file and offset, rotation and release.
+//! Guards the WAL: records survive reopen, a torn tail is cut off as etcd
+//! cuts it, any flipped bit in a record, header or segment sequence is an
+//! error naming file and offset (damage in unused space loses nothing),
+//! rotation and release.
 
 use keel_engine::{Wal, WalError, WalOptions, WalRecord};
 use std::fs::OpenOptions;
@@ -90,45 +92,233 @@ fn ten_records(dir: &Path) -> (std::path::PathBuf, u64, u64) {
 }
 
 #[test]
-fn torn_tail_truncated_mid_record_is_cut_and_appends_continue() {
+fn torn_tail_cut_at_a_sector_boundary_is_cut_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, last_start, last_end) = ten_records(dir.path());
-    // A power cut that kept only part of the last record: the rest of the
-    // preallocated file reads as zeros.
+    let (path, last_start, _) = ten_records(dir.path());
+    // An eleventh record, 464 + 48 = 512 .. 1136, spanning sectors 1 and 2.
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(1, 11, &[11u8; 600]);
+    wal.sync().unwrap();
+    drop(wal);
+    let eleventh_start = last_start + 48;
+    assert_eq!(eleventh_start, 512);
+    // A power cut that kept only the record's first sector: the rest of
+    // the preallocated file reads as zeros.
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(1024).unwrap();
+    file.set_len(64 << 20).unwrap();
+    drop(file);
+    let (mut wal, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(records.len(), 10);
+    assert_eq!(records.last().unwrap().index, 10);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes[512..2048].iter().all(|&b| b == 0), "tail zeroed");
+    wal.append(2, 11, b"again");
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(records.len(), 11);
+    assert_eq!(records[10].payload, b"again");
+}
+
+#[test]
+fn record_cut_inside_one_sector_is_refused_as_etcd_does() {
+    // Disks write a 512-byte sector whole, so a record whose sector holds
+    // part of it and then zeros was not torn by a crash: etcd refuses it
+    // (crc mismatch), and so does keel.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, last_start, _) = ten_records(dir.path());
     let file = OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(last_start + 20).unwrap();
     file.set_len(64 << 20).unwrap();
     drop(file);
-    let (mut wal, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(records.len(), 9);
-    assert_eq!(records.last().unwrap().index, 9);
-    let bytes = std::fs::read(&path).unwrap();
-    assert!(bytes[last_start as usize..last_end as usize]
-        .iter()
-        .all(|&b| b == 0));
-    wal.append(2, 10, b"again");
-    wal.sync().unwrap();
-    drop(wal);
-    let (_, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(records.len(), 10);
-    assert_eq!(records[9].payload, b"again");
+    match Wal::open(dir.path(), WalOptions::default()).unwrap_err() {
+        WalError::Corrupt {
+            path: at, offset, ..
+        } => assert_eq!((at, offset), (path, last_start)),
+        other => panic!("unexpected {other}"),
+    }
 }
 
 #[test]
-fn torn_tail_flipped_byte_in_last_record_is_cut() {
+fn flipped_byte_in_last_record_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
     let (path, last_start, _) = ten_records(dir.path());
     flip_byte(&path, last_start + 25);
+    match Wal::open(dir.path(), WalOptions::default()).unwrap_err() {
+        WalError::Corrupt {
+            path: at, offset, ..
+        } => assert_eq!((at, offset), (path.clone(), last_start)),
+        other => panic!("unexpected {other}"),
+    }
+    // Nothing was cut: flipped back, every record is there.
+    flip_byte(&path, last_start + 25);
+    let (_, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(records.len(), 10);
+}
+
+#[test]
+fn torn_sector_in_last_record_is_cut_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    append_all(
+        &mut wal,
+        &(1..=3).map(|i| record(i, 30)).collect::<Vec<_>>(),
+    );
+    wal.sync().unwrap();
+    // One batch of a record spanning sectors 0..3 of the file.
+    wal.append(1, 4, &[4u8; 1500]);
+    wal.sync().unwrap();
+    let path = wal.segment_paths()[0].clone();
+    drop(wal);
+    // A power cut that wrote the batch's first and last sectors only.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&[0u8; 512], 512)
+        .unwrap();
     let (mut wal, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(records.len(), 9);
-    wal.append(0, 11, b"after repair");
+    assert_eq!(
+        records.iter().map(|r| r.index).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        bytes[32 + 3 * 48..2048].iter().all(|&b| b == 0),
+        "tail zeroed"
+    );
+    wal.append(2, 4, b"again");
     wal.sync().unwrap();
     drop(wal);
     let (_, records) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-    assert_eq!(
-        records.iter().map(|r| r.index).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]
+    assert_eq!(records[3].payload, b"again");
+}
+
+/// Eight 1000-byte records synced one at a time into 4 KiB segments:
+/// {1,2,3} {4,5,6} {7,8}; even indexes carry zeros, so those records span
+/// an all-zero sector (etcd would take a checksum failure there for a torn
+/// write). Returns the segment paths.
+fn eight_records_in_three_segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let (mut wal, _) = Wal::open(dir, small()).unwrap();
+    for index in 1..=8u64 {
+        let byte = if index % 2 == 0 { 0 } else { index as u8 };
+        wal.append(1, index, &[byte; 1000]);
+        wal.sync().unwrap();
+    }
+    assert_eq!(wal.segment_count(), 3);
+    wal.segment_paths()
+}
+
+#[test]
+fn every_flipped_bit_in_a_record_is_refused_naming_file_and_record_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = eight_records_in_three_segments(dir.path());
+    let record_bytes = 1024u64;
+    for (segment, records) in [(0usize, 3u64), (2, 2)] {
+        let path = &paths[segment];
+        let original = std::fs::read(path).unwrap();
+        for record in 0..records {
+            let start = 32 + record * record_bytes;
+            // Every byte of the frame and the kind/index, a spread through
+            // the payload, every padding byte.
+            let offsets = (0..24)
+                .chain((24..1017).step_by(61))
+                .chain(1017..1024)
+                .map(|in_record| start + in_record);
+            for (probe, offset) in offsets.enumerate() {
+                let mut damaged = original.clone();
+                damaged[offset as usize] ^= 1 << (probe % 8);
+                std::fs::write(path, &damaged).unwrap();
+                match Wal::open(dir.path(), small()) {
+                    Err(WalError::Corrupt {
+                        path: at,
+                        offset: reported,
+                        ..
+                    }) => assert_eq!(
+                        (&at, reported),
+                        (path, start),
+                        "segment {segment} flip at {offset}"
+                    ),
+                    Err(other) => panic!("flip at {offset}: unexpected {other}"),
+                    Ok(_) => panic!("segment {segment} flip at {offset} was accepted"),
+                }
+            }
+        }
+        std::fs::write(path, &original).unwrap();
+    }
+    let (_, records) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(records.len(), 8);
+}
+
+#[test]
+fn flipped_bit_in_unused_segment_space_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = eight_records_in_three_segments(dir.path());
+    // After record 3 of the first segment, after record 8 of the last:
+    // length, checksum and deeper bytes of the zeros there.
+    for (path, free) in [(&paths[0], 32 + 3 * 1024), (&paths[2], 32 + 2 * 1024)] {
+        for (in_free, bit) in [(0, 7), (2, 0), (3, 4), (5, 1), (8, 3), (300, 6)] {
+            flip_byte_bit(path, free + in_free, bit);
+            let (_, records) = Wal::open(dir.path(), small())
+                .unwrap_or_else(|error| panic!("{}+{in_free}: {error}", path.display()));
+            assert_eq!(
+                records.iter().map(|r| r.index).collect::<Vec<_>>(),
+                (1..=8).collect::<Vec<_>>()
+            );
+            // Earlier segments are left as they are; the last one's tail
+            // was zeroed where the repair cut it. Undo what is left.
+            let left = std::fs::read(path).unwrap()[(free + in_free) as usize];
+            if left != 0 {
+                flip_byte_bit(path, free + in_free, bit);
+            }
+        }
+    }
+    let (_, records) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(records.len(), 8);
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let end = if path == &paths[2] {
+            32 + 2 * 1024
+        } else {
+            32 + 3 * 1024
+        };
+        assert!(bytes[end..].iter().all(|&b| b == 0), "{}", path.display());
+    }
+}
+
+fn flip_byte_bit(path: &Path, offset: u64, bit: u32) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    byte[0] ^= 1 << bit;
+    file.write_all_at(&byte, offset).unwrap();
+}
+
+#[test]
+fn missing_segment_in_the_middle_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = eight_records_in_three_segments(dir.path());
+    std::fs::remove_file(&paths[1]).unwrap();
+    let error = Wal::open(dir.path(), small()).unwrap_err();
+    match &error {
+        WalError::MissingSegment { path, next } => {
+            assert_eq!((path, next), (&paths[1], &paths[2]));
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(
+        error.to_string().contains("0000000000000001.wal"),
+        "{error}"
     );
+    // Released from the front is no hole.
+    std::fs::remove_file(&paths[0]).unwrap();
+    let (_, records) = Wal::open(dir.path(), small()).unwrap();
+    assert_eq!(records.iter().map(|r| r.index).collect::<Vec<_>>(), [7, 8]);
 }
 
 #[test]
@@ -211,6 +401,20 @@ fn bad_header_and_other_version_are_errors() {
         Wal::open(dir.path(), small()).unwrap_err(),
         WalError::Corrupt { offset: 0, .. }
     ));
+    flip_byte(&path, 2);
+    // Every header byte is checked: the checksum's, and the reserved ones
+    // after it.
+    for offset in [12, 16, 24, 28, 31] {
+        flip_byte(&path, offset);
+        assert!(
+            matches!(
+                Wal::open(dir.path(), small()),
+                Err(WalError::Corrupt { .. } | WalError::UnsupportedVersion { .. })
+            ),
+            "header byte {offset}"
+        );
+        flip_byte(&path, offset);
+    }
 }
 
 #[test]

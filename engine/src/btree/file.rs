@@ -5,8 +5,10 @@
 //! appends one commit record page, and fdatasyncs again. Recovery scans back
 //! from the end for the last page that verifies as a commit record (salted
 //! crc32c, its own page number inside); anything after it is the remains of
-//! an unfinished persist and is truncated. Every node reachable from that
-//! commit must verify, or open fails naming the file and byte offset.
+//! an unfinished persist and is truncated, once `tail.rs` has made sure it
+//! holds no commit record damaged by bit rot or of another format version.
+//! Every node reachable from that commit must verify (checksum, zero
+//! padding), or open fails naming the file and byte offset.
 //!
 //! A defrag (`defrag.rs`) replaces the file with a packed copy of a tree by
 //! rename; a `<name>.defrag` file left by a crash before the rename is
@@ -16,8 +18,8 @@
 use super::node::{decode_branch, decode_leaf, Node, NodeBody, TREE_DEPTH_MAX};
 use super::page::{
     decode_commit, decode_file_header, decode_node_header, encode_commit, encode_file_header,
-    encode_node, node_crc_matches, CommitRecord, HeaderProblem, NODE_HEADER_BYTES,
-    NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
+    encode_node, first_nonzero, node_crc_matches, CommitRecord, HeaderProblem, COMMIT_RECORD_BYTES,
+    NODE_HEADER_BYTES, NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
 use crate::io::{FileSystem, StdFileSystem, StorageFile};
@@ -97,7 +99,8 @@ pub(crate) fn random_salt() -> u64 {
 
 impl TreeFile {
     /// Opens the file at `path`, creating it (atomically, via a temporary
-    /// file and rename) when missing.
+    /// file and rename) when missing; an existing empty file is refused as
+    /// truncated.
     pub fn open(path: &Path) -> Result<(TreeFile, Recovered), StoreError> {
         Self::open_in(path, Arc::new(StdFileSystem))
     }
@@ -123,6 +126,15 @@ impl TreeFile {
             file_system.sync_parent_dir(path).map_err(io_error)?;
         }
         let file = file_system.open(path).map_err(io_error)?;
+        if file.len().map_err(io_error)? == 0 {
+            // Created above with its header before it got its name, so an
+            // empty file here was cut, not new.
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                offset: 0,
+                reason: "empty file: truncated (a tree file always has its header page)",
+            });
+        }
         Self::open_with_file_in(path, file, file_system)
     }
 
@@ -187,11 +199,20 @@ impl TreeFile {
             file.read_at(&mut page, page_id * PAGE_SIZE_BYTES)
                 .map_err(io_error)?;
             if let Some(record) = decode_commit(&page, page_id, salt) {
+                if let Some(at) = first_nonzero(&page[COMMIT_RECORD_BYTES..]) {
+                    return Err(corrupt(
+                        page_id * PAGE_SIZE_BYTES + (COMMIT_RECORD_BYTES + at) as u64,
+                        "nonzero byte after the commit record",
+                    ));
+                }
                 commit = Some(record);
                 break;
             }
         }
         let page_count = commit.map_or(1, |record| record.commit_page + 1);
+        // What follows must be the remains of an unfinished persist, not a
+        // later commit record that bit rot made us skip.
+        super::tail::check_unfinished_persist(file.as_ref(), path, salt, page_count, whole_pages)?;
         if len_bytes > page_count * PAGE_SIZE_BYTES {
             // The remains of a persist that did not finish.
             file.set_len(page_count * PAGE_SIZE_BYTES)
@@ -269,6 +290,13 @@ impl TreeFile {
         }
         if !node_crc_matches(&bytes, &header, self.salt) {
             return Err(corrupt(20, "node checksum mismatch"));
+        }
+        let payload_end = NODE_HEADER_BYTES + header.payload_len as usize;
+        if let Some(at) = first_nonzero(&bytes[payload_end..]) {
+            return Err(corrupt(
+                (payload_end + at) as u64,
+                "nonzero byte after the node's payload",
+            ));
         }
         let payload = &bytes[NODE_HEADER_BYTES..NODE_HEADER_BYTES + header.payload_len as usize];
         let payload_corrupt =

@@ -25,6 +25,7 @@ pub mod defrag;
 pub mod file;
 pub mod node;
 pub mod page;
+mod tail;
 
 pub use copy::{
     part_file_path, write_tree_copy, write_tree_copy_in, write_tree_copy_to, PART_FILE_SUFFIX,

@@ -5,22 +5,25 @@
 //! fdatasync (`uring.rs`). When a batch does not fit in the active segment a
 //! new preallocated segment is created first (a batch larger than a segment
 //! gets a segment of its own size). On [`Wal::open`] every record is read
-//! back; a torn tail in the last segment is cut off, anything wrong before
-//! it is an error naming the file and byte offset. Segments whose records
-//! are all below the backend's persisted index are deleted with
+//! back; a torn tail in the last segment is cut off as etcd cuts it
+//! (`torn.rs` says exactly when a bad record counts as torn), any other bad
+//! record, a bad header, another format version or a hole in the segment
+//! sequence is an error naming the file (and byte offset). Segments whose
+//! records are all below the backend's persisted index are deleted with
 //! [`Wal::release_before`].
 //!
 //! Formats: `segment.rs` (file header, naming) and `record.rs` (records).
 
 mod record;
 mod segment;
+mod torn;
 
 pub use record::{WalRecord, RECORD_PAYLOAD_BYTES_MAX};
 pub use segment::{SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES};
 
 use crate::error::WalError;
 use crate::uring::SyncRing;
-use record::Decoded;
+use record::{BadRecord, Decoded};
 use segment::{
     check_header, create_segment, parse_segment_file_name, sync_dir, SEGMENT_SUFFIX,
     SEGMENT_TMP_SUFFIX,
@@ -90,10 +93,12 @@ impl Wal {
     /// Opens (creating if missing) the WAL in `dir`, returns every record in
     /// the surviving segments in append order.
     ///
-    /// A torn tail in the last segment (bad crc, partial record) is cut off
-    /// and the space zeroed; a bad record in an earlier segment, a bad
-    /// segment header or another format version is an error naming the file
-    /// and byte offset.
+    /// A torn tail in the last segment (`torn.rs`: cut short, or a failed
+    /// checksum over a zeroed sector, as etcd judges it) is cut off and the
+    /// space zeroed. Any other bad record (one flipped bit anywhere in a
+    /// record included), a bad segment header or another format version is
+    /// an error naming the file and byte offset; a missing segment between
+    /// two present ones is an error naming it.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Vec<WalRecord>), WalError> {
         assert!(
             options.segment_size_bytes >= SEGMENT_SIZE_BYTES_MIN,
@@ -118,8 +123,11 @@ impl Wal {
         seqs.sort_unstable();
         for pair in seqs.windows(2) {
             if pair[1] != pair[0] + 1 {
-                return Err(WalError::BadSegmentName {
-                    path: dir.join(segment::segment_file_name(pair[1])),
+                // Released segments go oldest first, so a hole means lost
+                // records, not a release.
+                return Err(WalError::MissingSegment {
+                    path: dir.join(segment::segment_file_name(pair[0] + 1)),
+                    next: dir.join(segment::segment_file_name(pair[1])),
                 });
             }
         }
@@ -151,15 +159,25 @@ impl Wal {
                         records.push(record);
                         offset = next;
                     }
-                    Decoded::Bad(reason) => {
-                        if !is_last {
+                    Decoded::Bad(bad) => {
+                        let repairable = if is_last {
+                            torn::is_torn(&bytes, offset, bad)
+                        } else {
+                            // Earlier segments are never written again: only
+                            // damage in their unused rest is harmless.
+                            !matches!(bad, BadRecord::Padding)
+                                && torn::in_free_space(&bytes, offset)
+                        };
+                        if !repairable {
                             return Err(WalError::Corrupt {
                                 path,
                                 offset: offset as u64,
-                                reason,
+                                reason: bad.reason(),
                             });
                         }
-                        Self::cut_torn_tail(&path, offset as u64, bytes.len() as u64)?;
+                        if is_last {
+                            Self::cut_torn_tail(&path, offset as u64, bytes.len() as u64)?;
+                        }
                         break;
                     }
                 }

@@ -10,7 +10,7 @@
 //! ..            zero padding to the next multiple of 8 bytes
 //! ```
 //! A `len` of zero marks the end of the records (segments are preallocated
-//! with zeros).
+//! with zeros). Padding must be zero: every byte of a record is checked.
 
 /// Bytes before the payload: len + crc + kind + index.
 pub const RECORD_HEADER_BYTES: usize = 17;
@@ -73,7 +73,49 @@ pub enum Decoded {
     /// Zeros: no more records.
     End,
     /// Not a valid record.
-    Bad(&'static str),
+    Bad(BadRecord),
+}
+
+/// Why the bytes at an offset are not a valid record, in the terms
+/// `torn.rs` needs to tell a torn write from damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadRecord {
+    /// The file ends inside the record (its header, or the body its length
+    /// announces).
+    Partial(&'static str),
+    /// Length in range and body present, but the checksum does not match.
+    Checksum,
+    /// Framing no writer produces: a length out of range, or a zero length
+    /// with a checksum.
+    Malformed(&'static str),
+    /// A valid body followed by non-zero padding.
+    Padding,
+}
+
+impl BadRecord {
+    /// The problem in words, for [`crate::WalError::Corrupt`].
+    pub fn reason(self) -> &'static str {
+        match self {
+            BadRecord::Partial(reason) | BadRecord::Malformed(reason) => reason,
+            BadRecord::Checksum => "record checksum mismatch",
+            BadRecord::Padding => "non-zero record padding",
+        }
+    }
+}
+
+/// The record's `len` field at `offset` (the caller checked 8 bytes exist).
+pub fn len_at(bytes: &[u8], offset: usize) -> usize {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes")) as usize
+}
+
+/// The record's stored checksum at `offset`.
+pub fn crc_at(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().expect("4 bytes"))
+}
+
+/// Whether `len` is a length some record could have.
+pub fn len_in_range(len: usize) -> bool {
+    (RECORD_LEN_MIN..=RECORD_LEN_MIN + RECORD_PAYLOAD_BYTES_MAX).contains(&len)
 }
 
 /// Decodes the record at `offset` of `bytes` (a whole segment file).
@@ -84,27 +126,31 @@ pub fn decode(bytes: &[u8], offset: usize) -> Decoded {
         return if rest.iter().all(|&byte| byte == 0) {
             Decoded::End
         } else {
-            Decoded::Bad("partial record header")
+            Decoded::Bad(BadRecord::Partial("partial record header"))
         };
     }
-    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+    let len = len_at(rest, 0);
+    let crc = crc_at(rest, 0);
     if len == 0 {
         return if crc == 0 {
             Decoded::End
         } else {
-            Decoded::Bad("zero length with a checksum")
+            Decoded::Bad(BadRecord::Malformed("zero length with a checksum"))
         };
     }
-    if !(RECORD_LEN_MIN..=RECORD_LEN_MIN + RECORD_PAYLOAD_BYTES_MAX).contains(&len) {
-        return Decoded::Bad("record length out of range");
+    if !len_in_range(len) {
+        return Decoded::Bad(BadRecord::Malformed("record length out of range"));
     }
     if rest.len() < 8 + len {
-        return Decoded::Bad("partial record");
+        return Decoded::Bad(BadRecord::Partial("partial record"));
     }
     let body = &rest[8..8 + len];
     if crc32c::crc32c(body) != crc {
-        return Decoded::Bad("record checksum mismatch");
+        return Decoded::Bad(BadRecord::Checksum);
+    }
+    let padded_end = align_up(8 + len).min(rest.len());
+    if rest[8 + len..padded_end].iter().any(|&byte| byte != 0) {
+        return Decoded::Bad(BadRecord::Padding);
     }
     let kind = body[0];
     let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
@@ -148,8 +194,14 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, 7, 42, b"hello");
         out[18] ^= 1;
-        assert_eq!(decode(&out, 0), Decoded::Bad("record checksum mismatch"));
+        assert_eq!(decode(&out, 0), Decoded::Bad(BadRecord::Checksum));
+        out[18] ^= 1;
+        out[23] = 1;
+        assert_eq!(decode(&out, 0), Decoded::Bad(BadRecord::Padding));
         out.truncate(20);
-        assert_eq!(decode(&out, 0), Decoded::Bad("partial record"));
+        assert_eq!(
+            decode(&out, 0),
+            Decoded::Bad(BadRecord::Partial("partial record"))
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! 12  4  reserved (zero)
 //! 16  8  seq      u64 LE, equal to the file name's
 //! 24  4  crc      u32 LE: crc32c of bytes 0..24
-//! 28  4  reserved (zero)
+//! 28  4  reserved (zero, checked)
 //! 32  .. records (see record.rs), then zeros
 //! ```
 
@@ -89,6 +89,16 @@ pub fn check_header(path: &Path, bytes: &[u8], seq: u64) -> Result<(), WalError>
     let header_seq = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
     if header_seq != seq {
         return Err(corrupt(16, "segment header sequence differs from its name"));
+    }
+    // Bytes 12..16 are under the checksum; 28..32 are not.
+    if let Some(at) = bytes[28..SEGMENT_HEADER_BYTES as usize]
+        .iter()
+        .position(|&byte| byte != 0)
+    {
+        return Err(corrupt(
+            28 + at as u64,
+            "non-zero reserved segment header bytes",
+        ));
     }
     Ok(())
 }
