@@ -1,6 +1,7 @@
 //! Guards keel-bench's failure paths: an unreachable endpoint, a listener
-//! that never speaks HTTP/2 (`--dial-timeout`), TLS flags and an unknown
-//! flag fail fast, with a message and a non-zero exit, no hang.
+//! that never speaks HTTP/2 (`--dial-timeout`), unreadable TLS files, a
+//! plaintext listener dialled with TLS, and an unknown flag fail fast,
+//! with a message and a non-zero exit, no hang.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -71,13 +72,40 @@ fn silent_listener_fails_within_the_dial_timeout() {
 }
 
 #[test]
-fn tls_flags_fail_clearly() {
-    let (ok, stderr) = bench(&["--cacert", "ca.pem", "put", "--total", "1"]);
+fn unreadable_tls_files_fail_clearly() {
+    let (ok, stderr) = bench(&["--cacert", "/nonexistent/ca.pem", "put", "--total", "1"]);
     assert!(!ok);
-    assert!(
-        stderr.contains("TLS is not supported by keel-bench yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--cacert /nonexistent/ca.pem"), "{stderr}");
+    let (ok, stderr) = bench(&["--cert", "c.pem", "put", "--total", "1"]);
+    assert!(!ok);
+    assert!(stderr.contains("--cert and --key go together"), "{stderr}");
+}
+
+#[test]
+fn tls_to_a_plaintext_listener_fails_within_the_dial_timeout() {
+    // Answers the ClientHello with bytes that are not TLS, then closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("https://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut socket, _) = listener.accept().unwrap();
+        let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    let started = Instant::now();
+    let (ok, stderr) = bench(&[
+        "--endpoints",
+        &endpoint,
+        "--insecure-skip-tls-verify",
+        "--dial-timeout",
+        "5s",
+        "put",
+        "--total",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("TLS handshake with https://"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    server.join().unwrap();
 }
 
 #[test]

@@ -217,6 +217,31 @@ fn tls_flags_are_accepted_and_kept() {
         .unwrap()
         .tls
         .is_some());
+    // One without the other is refused.
+    assert!(parse_str("--cert c.pem put").is_err());
+    assert!(parse_str("--key k.pem put").is_err());
+}
+
+#[test]
+fn endpoints_are_tls_by_scheme_or_by_the_tls_flags() {
+    let tls_of = |line: &str| -> Vec<bool> {
+        parse_str(line)
+            .unwrap()
+            .endpoints
+            .iter()
+            .map(|endpoint| endpoint.tls)
+            .collect()
+    };
+    assert_eq!(tls_of("put"), [false]);
+    assert_eq!(tls_of("--cacert ca.pem put"), [true]);
+    assert_eq!(
+        tls_of("--endpoints https://127.0.0.1:1,http://127.0.0.1:2,127.0.0.1:3 put"),
+        [true, false, false]
+    );
+    let args = parse_str("--endpoints https://localhost:2379 put").unwrap();
+    assert_eq!(args.endpoints[0].host, "localhost");
+    assert_eq!(args.endpoints[0].addr.to_string(), "127.0.0.1:2379");
+    assert!(parse_str("--endpoints unix://x:1 put").is_err());
 }
 
 #[test]
@@ -382,5 +407,12 @@ fn help_lists_every_command_and_says_what_keel_lacks() {
         usage.contains("keel\n                       has no auth yet"),
         "{usage}"
     );
-    assert!(usage.contains("not supported by keel-bench yet"), "{usage}");
+    for tls_flag in [
+        "--cacert FILE",
+        "--cert FILE --key FILE",
+        "--insecure-skip-tls-verify",
+    ] {
+        assert!(usage.contains(tls_flag), "{tls_flag} missing from usage");
+    }
+    assert!(usage.contains("https://IP:PORT TLS"), "{usage}");
 }

@@ -1,15 +1,15 @@
 //! keel-bench's flags: etcd `benchmark`'s names and defaults (where keel-bench
 //! differs, `USAGE` says so). Tests: tools/tests/flags.rs.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::command::{Command, MvccEngineOptions};
+use crate::endpoint::Endpoint;
 use crate::go_format::parse_duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Args {
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: Vec<Endpoint>,
     pub conns: usize,
     pub clients: usize,
     pub client_cores: usize,
@@ -25,7 +25,8 @@ pub struct Args {
     pub target_leader: bool,
     /// `--user name:password`: authenticate and send the token.
     pub user: Option<Credentials>,
-    /// `--cacert/--cert/--key/--insecure-skip-tls-verify`, if any was given.
+    /// `--cacert/--cert/--key/--insecure-skip-tls-verify`, if any was
+    /// given (then a bare `host:port` endpoint is TLS too).
     pub tls: Option<TlsFiles>,
     pub command: Command,
 }
@@ -52,7 +53,9 @@ pub const USAGE: &str = "\
 usage: keel-bench [global flags] COMMAND [flags]
 
 global flags (as etcd's benchmark):
-  --endpoints URLS     comma-separated gRPC endpoints (default 127.0.0.1:2379)
+  --endpoints URLS     comma-separated gRPC endpoints (default 127.0.0.1:2379):
+                       http://IP:PORT plaintext, https://IP:PORT TLS, a bare IP:PORT
+                       TLS when a TLS flag is given (host: an IP address or localhost)
   --conns N            total number of gRPC connections (default 1)
   --clients N          total number of gRPC clients (default 1)
   --target-leader      connect only to the leader (asks each endpoint's Status)
@@ -62,8 +65,14 @@ global flags (as etcd's benchmark):
   --sample             print the per-second series (min/avg/max latency, count)
   --user NAME:PASSWORD authenticate (Auth.Authenticate) and send the token; keel
                        has no auth yet, so against keel this fails with its error
-  --cacert/--cert/--key FILE, --insecure-skip-tls-verify
-                       TLS: accepted but not supported by keel-bench yet (it exits)
+  --cacert FILE        TLS: verify servers with this CA bundle (PEM; default: the
+                       system's, SSL_CERT_FILE or /etc/ssl/certs/ca-certificates.crt);
+                       the certificate must name the endpoint's host (IPs as IP SANs)
+  --cert FILE --key FILE
+                       TLS client certificate and its private key (PEM), for servers
+                       that require one (etcd --client-cert-auth); give both or neither
+  --insecure-skip-tls-verify
+                       TLS without verifying the server's certificate (testing only)
   --client-cores N     load-generator executors (keel-bench's own; default: one per CPU)
   --json               print the result as JSON
 
@@ -256,16 +265,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, ArgsError> 
         ));
     }
     let command = resolve(command.as_deref(), &positional, given)?;
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(ArgsError(
+            "--cert and --key go together: give both or neither".into(),
+        ));
+    }
+    let tls = (tls != TlsFiles::default()).then_some(tls);
     let endpoints = endpoints
         .iter()
-        .map(|endpoint| {
-            let bare = endpoint.trim_start_matches("http://").trim_end_matches('/');
-            let bare = bare.replace("localhost", "127.0.0.1");
-            bare.parse::<SocketAddr>()
-                .map_err(|_| ArgsError(format!("bad endpoint {endpoint:?}")))
-        })
+        .map(|endpoint| Endpoint::parse(endpoint, tls.is_some()).map_err(ArgsError))
         .collect::<Result<Vec<_>, _>>()?;
-    let tls = (tls != TlsFiles::default()).then_some(tls);
     Ok(Args {
         endpoints,
         conns,

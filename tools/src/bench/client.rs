@@ -4,7 +4,6 @@
 //! `watch_bench.rs`, `watch_get.rs`).
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,8 +16,10 @@ use keel_proto::etcdserverpb as pb;
 
 use crate::command::Command;
 use crate::compact::run_compactor;
+use crate::dial::Dialer;
+use crate::endpoint::Endpoint;
 use crate::event_latency::EventLatencies;
-use crate::grpc_call::{call, connect, decode_one, uri};
+use crate::grpc_call::{call, decode_one};
 use crate::report::Report;
 pub use crate::watch::WatchShared;
 use crate::watch::{run_putter, run_watch_latency};
@@ -44,7 +45,7 @@ pub enum Role {
 /// The part of the run one executor drives.
 pub struct Share {
     pub role: Role,
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: Vec<Endpoint>,
     pub conns: usize,
     pub clients: usize,
     pub first_conn: usize,
@@ -52,7 +53,8 @@ pub struct Share {
     pub core: usize,
     pub cores: usize,
     pub command: Command,
-    pub dial_timeout: Duration,
+    /// Connects (`--dial-timeout`, TLS).
+    pub dialer: Dialer,
     /// `--sample`: keep the per-second series.
     pub sample: bool,
     /// When the run started (`put --rate` schedules from it).
@@ -84,8 +86,8 @@ pub fn split(total: usize, parts: usize, index: usize) -> usize {
 pub async fn run_share(share: Share) -> Result<ShareOutcome, String> {
     let mut senders = Vec::with_capacity(share.conns);
     for conn in 0..share.conns {
-        let addr = share.endpoints[(share.first_conn + conn) % share.endpoints.len()];
-        senders.push((addr, connect(addr, share.dial_timeout).await?));
+        let endpoint = &share.endpoints[(share.first_conn + conn) % share.endpoints.len()];
+        senders.push((endpoint.clone(), share.dialer.connect(endpoint).await?));
     }
     let reports = share
         .command
@@ -135,7 +137,7 @@ pub(crate) fn fail(share: &Share, fatal: &RefCell<Option<String>>, message: Stri
 /// Unary-style commands: every client issues requests back to back.
 async fn run_requests(
     share: Rc<Share>,
-    senders: &[(SocketAddr, SendRequest<Bytes>)],
+    senders: &[(Endpoint, SendRequest<Bytes>)],
     outcome: Rc<RefCell<ShareOutcome>>,
     fatal: Rc<RefCell<Option<String>>>,
 ) {
@@ -152,17 +154,17 @@ async fn run_requests(
     };
     let mut tasks = Vec::new();
     for client in 0..share.clients {
-        let (addr, sender) = senders[client % senders.len()].clone();
+        let (endpoint, sender) = senders[client % senders.len()].clone();
         let share = share.clone();
         let outcome = outcome.clone();
         let fatal = fatal.clone();
         let value = value.clone();
         let in_flight = in_flight.clone();
         tasks.push(glommio::spawn_local(async move {
-            let uri = uri(addr, method_path(&share.command));
+            let uri = endpoint.uri(method_path(&share.command));
             let mut sender = sender;
             let lease_id = match &share.command {
-                Command::LeaseKeepalive { .. } => match grant_lease(&mut sender, addr).await {
+                Command::LeaseKeepalive { .. } => match grant_lease(&mut sender, &endpoint).await {
                     Ok(id) => id,
                     Err(message) => return fail(&share, &fatal, message),
                 },
@@ -224,12 +226,12 @@ async fn run_requests(
     }
 }
 
-async fn grant_lease(sender: &mut SendRequest<Bytes>, addr: SocketAddr) -> Result<i64, String> {
+async fn grant_lease(sender: &mut SendRequest<Bytes>, endpoint: &Endpoint) -> Result<i64, String> {
     let request = pb::LeaseGrantRequest {
         ttl: LEASE_TTL_SECS,
         id: 0,
     };
-    let uri = uri(addr, "/etcdserverpb.Lease/LeaseGrant");
+    let uri = endpoint.uri("/etcdserverpb.Lease/LeaseGrant");
     let response = call(sender, &uri, grpc::frame(&request))
         .await
         .map_err(|message| format!("lease grant failed: {message}"))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use keel_proto::etcdserverpb as pb;
 
 use crate::client::Share;
-use crate::grpc_call::{connect, unary};
+use crate::grpc_call::unary;
 use crate::watch_stream::until_stopped;
 
 /// Compacts every `interval` until the run stops; returns only on failure
@@ -18,8 +18,8 @@ pub(crate) async fn run_compactor(
     interval: Duration,
     index_delta: i64,
 ) -> Result<(), String> {
-    let addr = share.endpoints[0];
-    let mut sender = connect(addr, share.dial_timeout).await?;
+    let endpoint = &share.endpoints[0];
+    let mut sender = share.dialer.connect(endpoint).await?;
     let mut compacted = 0;
     loop {
         if until_stopped(share, glommio::timer::sleep(interval))
@@ -30,7 +30,7 @@ pub(crate) async fn run_compactor(
         }
         let range: pb::RangeResponse = unary(
             &mut sender,
-            addr,
+            endpoint,
             "/etcdserverpb.KV/Range",
             &pb::RangeRequest {
                 key: b"foo".to_vec(),
@@ -45,7 +45,7 @@ pub(crate) async fn run_compactor(
         };
         unary::<pb::CompactionResponse>(
             &mut sender,
-            addr,
+            endpoint,
             "/etcdserverpb.KV/Compact",
             &pb::CompactionRequest {
                 revision: target,

@@ -1,71 +1,21 @@
-//! keel-bench's gRPC over HTTP/2: connecting, one unary call, and taking
-//! framed messages off a streaming response.
+//! keel-bench's gRPC over HTTP/2: one unary call, and taking framed
+//! messages off a streaming response (connecting is `dial.rs`).
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use glommio::net::TcpStream;
 use h2::client::SendRequest;
 use http::{HeaderValue, Request};
 use keel_net::grpc;
-use keel_net::io_compat::TokioIo;
 use prost::Message;
+
+use crate::endpoint::Endpoint;
 
 /// How long one request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response message keel-bench accepts.
 pub(crate) const RESPONSE_BYTES_MAX: usize = 64 << 20;
-
-/// Connects: TCP, the HTTP/2 handshake, and one PING answered, so a
-/// listener that never speaks HTTP/2 fails here rather than on the first
-/// request; all within `dial_timeout` (zero: no limit).
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    dial_timeout: Duration,
-) -> Result<SendRequest<Bytes>, String> {
-    let dial = async {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
-        stream.set_nodelay(true).ok();
-        let mut builder = h2::client::Builder::new();
-        builder
-            .initial_window_size(1 << 20)
-            .initial_connection_window_size(8 << 20);
-        let (sender, mut connection) = builder
-            .handshake::<_, Bytes>(TokioIo(stream))
-            .await
-            .map_err(|error| format!("HTTP/2 handshake with {addr} failed: {error}"))?;
-        let mut ping_pong = connection
-            .ping_pong()
-            .expect("a new connection has its ping");
-        glommio::spawn_local(async move {
-            let _ = connection.await;
-        })
-        .detach();
-        ping_pong
-            .ping(h2::Ping::opaque())
-            .await
-            .map_err(|error| format!("HTTP/2 connection to {addr} failed: {error}"))?;
-        Ok(sender)
-    };
-    if dial_timeout.is_zero() {
-        return dial.await;
-    }
-    match futures_lite::future::or(async { Some(dial.await) }, async {
-        glommio::timer::sleep(dial_timeout).await;
-        None
-    })
-    .await
-    {
-        Some(result) => result,
-        None => Err(format!(
-            "cannot connect to {addr}: dial timeout ({dial_timeout:?}) expired"
-        )),
-    }
-}
 
 /// The token `--user` got from Authenticate, sent with every request.
 static AUTH_TOKEN: OnceLock<String> = OnceLock::new();
@@ -73,10 +23,6 @@ static AUTH_TOKEN: OnceLock<String> = OnceLock::new();
 /// Sends `token` (etcd's `token` metadata) with every request from now on.
 pub(crate) fn set_auth_token(token: String) {
     let _ = AUTH_TOKEN.set(token);
-}
-
-pub(crate) fn uri(addr: SocketAddr, path: &str) -> http::Uri {
-    format!("http://{addr}{path}").parse().expect("valid uri")
 }
 
 /// The one message of a unary response body.
@@ -179,14 +125,14 @@ pub(crate) async fn call(
     }
 }
 
-/// One unary call of `path` on `addr`, decoded.
+/// One unary call of `path` on `endpoint`, decoded.
 pub(crate) async fn unary<M: Message + Default>(
     sender: &mut SendRequest<Bytes>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     path: &str,
     request: &impl Message,
 ) -> Result<M, String> {
-    let response = call(sender, &uri(addr, path), grpc::frame(request)).await?;
+    let response = call(sender, &endpoint.uri(path), grpc::frame(request)).await?;
     decode_one(&response)
 }
 

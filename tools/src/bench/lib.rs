@@ -10,7 +10,9 @@
 //! | `session` | `--user` (Authenticate) and `--target-leader` (Status), once per run |
 //! | `run` | executors, merging, printing, the exit status |
 //! | `client` | one executor's share: request loops, and which command runs |
-//! | `grpc_call` | connecting (with `--dial-timeout`), unary calls, stream framing |
+//! | `endpoint` | one `--endpoints` entry: address, TLS or not, server name |
+//! | `dial`, `tls`, `tls_stream` | connecting (TCP, TLS, HTTP/2, `--dial-timeout`); rustls setup; TLS failures told as such |
+//! | `grpc_call` | unary calls, stream framing |
 //! | `workload` | each command's requests and response checks |
 //! | `compact` | `put --compact-interval` |
 //! | `watch`, `watch_bench`, `watch_get` | watch-latency, watch, watch-get |
@@ -28,6 +30,8 @@ pub mod args;
 mod client;
 pub mod command;
 pub mod compact;
+pub mod dial;
+pub mod endpoint;
 pub mod event_latency;
 pub mod go_format;
 mod grpc_call;
@@ -37,6 +41,8 @@ pub mod report;
 pub mod run;
 pub mod sample;
 pub mod session;
+pub mod tls;
+mod tls_stream;
 mod watch;
 pub mod watch_bench;
 mod watch_get;

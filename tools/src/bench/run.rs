@@ -12,25 +12,26 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::args::Args;
 use crate::client::{run_share, split, Role, Share, ShareOutcome, WatchShared};
 use crate::command::Command;
+use crate::dial::Dialer;
 use crate::event_latency::EventLatencies;
 use crate::report::Report;
+use crate::tls::TlsClient;
 use crate::watch_bench::WatchPlan;
 use crate::{mvcc, progress, session};
 
-/// What keel-bench says when TLS flags are given.
-pub const TLS_UNSUPPORTED: &str = "TLS is not supported by keel-bench yet \
-     (--cacert/--cert/--key/--insecure-skip-tls-verify given); keel serves plain HTTP/2";
-
 /// Runs `args`; the process exit status (0: complete and error-free).
 pub fn run(args: Args) -> i32 {
-    if args.tls.is_some() {
-        eprintln!("keel-bench: {TLS_UNSUPPORTED}");
-        return 2;
-    }
     if args.command.is_mvcc() {
         return run_mvcc(&args);
     }
-    let endpoints = match session::prepare(&args) {
+    let dialer = match dialer(&args) {
+        Ok(dialer) => dialer,
+        Err(message) => {
+            eprintln!("keel-bench: {message}");
+            return 2;
+        }
+    };
+    let endpoints = match session::prepare(&args, &dialer) {
         Ok(endpoints) => endpoints,
         Err(message) => {
             eprintln!("keel-bench: {message}");
@@ -80,7 +81,7 @@ pub fn run(args: Args) -> i32 {
         core,
         cores,
         command: args.command.clone(),
-        dial_timeout: args.dial_timeout,
+        dialer: dialer.clone(),
         sample: args.sample,
         started,
         issued: issued.clone(),
@@ -154,6 +155,24 @@ pub fn run(args: Args) -> i32 {
         return 1;
     }
     0
+}
+
+/// How the run connects: TLS is set up (its files read) once, when some
+/// endpoint is TLS.
+fn dialer(args: &Args) -> Result<Dialer, String> {
+    let tls = if args.endpoints.iter().any(|endpoint| endpoint.tls) {
+        let files = args.tls.clone().unwrap_or_default();
+        Some(TlsClient::new(&files).map_err(|error| error.to_string())?)
+    } else {
+        if args.tls.is_some() {
+            eprintln!("keel-bench: every endpoint is http://; TLS flags are ignored");
+        }
+        None
+    };
+    Ok(Dialer {
+        timeout: args.dial_timeout,
+        tls,
+    })
 }
 
 fn merge_outcome(

@@ -3,34 +3,33 @@
 //! `--target-leader` (the endpoint whose member leads, by each endpoint's
 //! Status).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use glommio::{LocalExecutorBuilder, Placement};
 use keel_proto::etcdserverpb as pb;
 
 use crate::args::{Args, Credentials};
-use crate::grpc_call::{connect, set_auth_token, unary};
+use crate::dial::Dialer;
+use crate::endpoint::Endpoint;
+use crate::grpc_call::{set_auth_token, unary};
 
 /// Authenticates and finds the leader as `args` asks; returns the
 /// endpoints the run uses.
-pub fn prepare(args: &Args) -> Result<Vec<SocketAddr>, String> {
+pub fn prepare(args: &Args, dialer: &Dialer) -> Result<Vec<Endpoint>, String> {
     if args.user.is_none() && !args.target_leader {
         return Ok(args.endpoints.clone());
     }
     let endpoints = args.endpoints.clone();
     let user = args.user.clone();
     let target_leader = args.target_leader;
-    let dial_timeout = args.dial_timeout;
+    let dialer = dialer.clone();
     LocalExecutorBuilder::new(Placement::Unbound)
         .name("keel-bench-session")
         .spawn(move || async move {
             if let Some(user) = &user {
-                let token = authenticate(endpoints[0], user, dial_timeout).await?;
+                let token = authenticate(&endpoints[0], user, &dialer).await?;
                 set_auth_token(token);
             }
             if target_leader {
-                return Ok(vec![find_leader(&endpoints, dial_timeout).await?]);
+                return Ok(vec![find_leader(&endpoints, &dialer).await?]);
             }
             Ok(endpoints)
         })
@@ -40,18 +39,18 @@ pub fn prepare(args: &Args) -> Result<Vec<SocketAddr>, String> {
 }
 
 async fn authenticate(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     user: &Credentials,
-    dial_timeout: Duration,
+    dialer: &Dialer,
 ) -> Result<String, String> {
-    let mut sender = connect(addr, dial_timeout).await?;
+    let mut sender = dialer.connect(endpoint).await?;
     let request = pb::AuthenticateRequest {
         name: user.name.clone(),
         password: user.password.clone(),
     };
     let response: pb::AuthenticateResponse = unary(
         &mut sender,
-        addr,
+        endpoint,
         "/etcdserverpb.Auth/Authenticate",
         &request,
     )
@@ -61,18 +60,15 @@ async fn authenticate(
 }
 
 /// The endpoint whose member is the leader that any endpoint reports.
-async fn find_leader(
-    endpoints: &[SocketAddr],
-    dial_timeout: Duration,
-) -> Result<SocketAddr, String> {
+async fn find_leader(endpoints: &[Endpoint], dialer: &Dialer) -> Result<Endpoint, String> {
     let mut members = Vec::new();
     let mut errors = Vec::new();
-    for &addr in endpoints {
+    for endpoint in endpoints {
         let status = async {
-            let mut sender = connect(addr, dial_timeout).await?;
+            let mut sender = dialer.connect(endpoint).await?;
             unary::<pb::StatusResponse>(
                 &mut sender,
-                addr,
+                endpoint,
                 "/etcdserverpb.Maintenance/Status",
                 &pb::StatusRequest {},
             )
@@ -81,9 +77,9 @@ async fn find_leader(
         match status.await {
             Ok(status) => {
                 let member_id = status.header.map(|header| header.member_id).unwrap_or(0);
-                members.push((addr, member_id, status.leader));
+                members.push((endpoint.clone(), member_id, status.leader));
             }
-            Err(message) => errors.push(format!("{addr}: {message}")),
+            Err(message) => errors.push(format!("{endpoint}: {message}")),
         }
     }
     leader_of(&members).ok_or_else(|| {
@@ -97,7 +93,7 @@ async fn find_leader(
 
 /// Of (endpoint, member id, leader id) triples: the endpoint of a member
 /// some endpoint names as leader.
-pub fn leader_of(members: &[(SocketAddr, u64, u64)]) -> Option<SocketAddr> {
+pub fn leader_of<E: Clone>(members: &[(E, u64, u64)]) -> Option<E> {
     members
         .iter()
         .filter(|(_, _, leader)| *leader != 0)
@@ -105,6 +101,6 @@ pub fn leader_of(members: &[(SocketAddr, u64, u64)]) -> Option<SocketAddr> {
             members
                 .iter()
                 .find(|(_, member, _)| member == leader)
-                .map(|(addr, _, _)| *addr)
+                .map(|(endpoint, _, _)| endpoint.clone())
         })
 }

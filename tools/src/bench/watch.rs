@@ -5,7 +5,6 @@
 //! a histogram per executor.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,8 +15,9 @@ use keel_net::grpc;
 
 use crate::client::{fail, split, Share, ShareOutcome};
 use crate::command::Command;
+use crate::endpoint::Endpoint;
 use crate::event_latency::{EventLatencies, PutEnds};
-use crate::grpc_call::{call, connect, uri};
+use crate::grpc_call::call;
 use crate::watch_stream::{run_stream, wait_until, WatchHandler, WatcherSpec};
 use crate::workload::{put_request, random_bytes};
 
@@ -79,7 +79,7 @@ impl WatchHandler for ByOrder<'_> {
 /// This executor's watch streams (the putter runs on its own executor).
 pub(crate) async fn run_watch_latency(
     share: Rc<Share>,
-    senders: &[(SocketAddr, SendRequest<Bytes>)],
+    senders: &[(Endpoint, SendRequest<Bytes>)],
     outcome: Rc<RefCell<ShareOutcome>>,
     fatal: Rc<RefCell<Option<String>>>,
 ) {
@@ -106,7 +106,7 @@ pub(crate) async fn run_watch_latency(
     let my_streams = split(streams, share.cores, share.core);
     let mut tasks = Vec::new();
     for stream in 0..my_streams {
-        let (addr, sender) = senders[stream % senders.len()].clone();
+        let (endpoint, sender) = senders[stream % senders.len()].clone();
         let (share, fatal, specs, latencies) = (
             share.clone(),
             fatal.clone(),
@@ -118,7 +118,8 @@ pub(crate) async fn run_watch_latency(
                 ends: &share.watch.ends,
                 latencies: EventLatencies::new(share.sample),
             };
-            if let Err(message) = run_stream(&share, sender, addr, &specs, &mut handler).await {
+            if let Err(message) = run_stream(&share, sender, &endpoint, &specs, &mut handler).await
+            {
                 fail(&share, &fatal, message);
             }
             if let Some(latencies) = latencies.borrow_mut().as_mut() {
@@ -151,8 +152,8 @@ pub(crate) async fn run_putter(
     };
     let watchers = share.command.watchers();
     let result = async {
-        let addr = share.endpoints[0];
-        let mut sender = connect(addr, share.dial_timeout).await?;
+        let endpoint = &share.endpoints[0];
+        let mut sender = share.dialer.connect(endpoint).await?;
         let watch = &share.watch;
         if !wait_until(&share, WATCH_SETUP_TIMEOUT, || {
             watch.ready.load(Ordering::Relaxed) >= watchers
@@ -169,7 +170,7 @@ pub(crate) async fn run_putter(
         }
         let key = random_bytes(key_size);
         let value = random_bytes(val_size);
-        let uri = uri(addr, "/etcdserverpb.KV/Put");
+        let uri = endpoint.uri("/etcdserverpb.KV/Put");
         let started = Instant::now();
         for index in 0..put_total {
             if share.stop.load(Ordering::Relaxed) {

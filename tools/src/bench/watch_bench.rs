@@ -9,7 +9,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,8 +20,9 @@ use keel_proto::etcdserverpb as pb;
 
 use crate::client::{fail, split, Share, ShareOutcome};
 use crate::command::Command;
+use crate::endpoint::Endpoint;
 use crate::event_latency::EventLatencies;
-use crate::grpc_call::{call, connect, decode_one, unary, uri};
+use crate::grpc_call::{call, decode_one, unary};
 use crate::report::Report;
 use crate::watch::{WatchShared, WATCH_SETUP_TIMEOUT};
 use crate::watch_stream::{run_stream, wait_until, WatchHandler, WatcherSpec};
@@ -126,7 +126,7 @@ impl WatchHandler for ByRevision<'_> {
 
 pub(crate) async fn run_watch_bench(
     share: Rc<Share>,
-    senders: &[(SocketAddr, SendRequest<Bytes>)],
+    senders: &[(Endpoint, SendRequest<Bytes>)],
     outcome: Rc<RefCell<ShareOutcome>>,
     fatal: Rc<RefCell<Option<String>>>,
 ) {
@@ -145,7 +145,7 @@ pub(crate) async fn run_watch_bench(
     let my_streams = split(streams, share.cores, share.core);
     let mut tasks = Vec::new();
     for stream in first_stream..first_stream + my_streams {
-        let (addr, sender) = senders[stream % senders.len()].clone();
+        let (endpoint, sender) = senders[stream % senders.len()].clone();
         let (share, outcome, fatal, plan) =
             (share.clone(), outcome.clone(), fatal.clone(), plan.clone());
         tasks.push(glommio::spawn_local(async move {
@@ -166,7 +166,7 @@ pub(crate) async fn run_watch_bench(
                 latencies: EventLatencies::new(share.sample),
                 sent: Instant::now(),
             };
-            let result = run_stream(&share, sender, addr, &specs, &mut handler).await;
+            let result = run_stream(&share, sender, &endpoint, &specs, &mut handler).await;
             if let Err(message) = result {
                 fail(&share, &fatal, message);
             }
@@ -187,10 +187,10 @@ pub(crate) async fn run_watch_bench(
         }));
     }
     for client in 0..share.clients {
-        let (addr, sender) = senders[client % senders.len()].clone();
+        let (endpoint, sender) = senders[client % senders.len()].clone();
         let (share, fatal, plan) = (share.clone(), fatal.clone(), plan.clone());
         tasks.push(glommio::spawn_local(async move {
-            if let Err(message) = put_keys(&share, sender, addr, &plan).await {
+            if let Err(message) = put_keys(&share, sender, &endpoint, &plan).await {
                 fail(&share, &fatal, message);
             }
         }));
@@ -207,8 +207,8 @@ pub(crate) async fn run_watch_bench(
 /// Executor 0: once every watcher exists, reads the current revision and
 /// publishes it as the base the puts' revisions count from.
 async fn set_base_revision(share: &Share) -> Result<(), String> {
-    let addr = share.endpoints[0];
-    let mut sender = connect(addr, share.dial_timeout).await?;
+    let endpoint = &share.endpoints[0];
+    let mut sender = share.dialer.connect(endpoint).await?;
     let watchers = share.command.watchers();
     let watch = &share.watch;
     if !wait_until(share, WATCH_SETUP_TIMEOUT, || {
@@ -226,7 +226,7 @@ async fn set_base_revision(share: &Share) -> Result<(), String> {
     }
     let range: pb::RangeResponse = unary(
         &mut sender,
-        addr,
+        endpoint,
         "/etcdserverpb.KV/Range",
         &pb::RangeRequest {
             key: b"keel-bench".to_vec(),
@@ -250,7 +250,7 @@ async fn set_base_revision(share: &Share) -> Result<(), String> {
 async fn put_keys(
     share: &Share,
     sender: SendRequest<Bytes>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     plan: &WatchPlan,
 ) -> Result<(), String> {
     let Command::Watch {
@@ -273,7 +273,7 @@ async fn put_keys(
     let base = watch.base_revision.load(Ordering::Acquire);
     let started =
         watch.ends.origin + Duration::from_nanos(watch.puts_started_ns.load(Ordering::Acquire));
-    let uri = uri(addr, "/etcdserverpb.KV/Put");
+    let uri = endpoint.uri("/etcdserverpb.KV/Put");
     let mut sender = sender;
     loop {
         if share.stop.load(Ordering::Relaxed) {

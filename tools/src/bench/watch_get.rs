@@ -6,7 +6,6 @@
 //! until every watcher has caught up. The report is the gets'.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,7 +16,8 @@ use keel_proto::etcdserverpb as pb;
 
 use crate::client::{fail, split, Share, ShareOutcome};
 use crate::command::Command;
-use crate::grpc_call::{call, connect, unary, uri};
+use crate::endpoint::Endpoint;
+use crate::grpc_call::{call, unary};
 use crate::watch::WATCH_SETUP_TIMEOUT;
 use crate::watch_stream::{run_stream, wait_until, WatchHandler, WatcherSpec};
 
@@ -43,7 +43,7 @@ impl WatchHandler for Counting<'_> {
 
 pub(crate) async fn run_watch_get(
     share: Rc<Share>,
-    senders: &[(SocketAddr, SendRequest<Bytes>)],
+    senders: &[(Endpoint, SendRequest<Bytes>)],
     outcome: Rc<RefCell<ShareOutcome>>,
     fatal: Rc<RefCell<Option<String>>>,
 ) {
@@ -75,7 +75,7 @@ pub(crate) async fn run_watch_get(
         .sum();
     let mut tasks = Vec::new();
     for stream in first_stream..first_stream + split(streams, share.cores, share.core) {
-        let (addr, sender) = senders[stream % senders.len()].clone();
+        let (endpoint, sender) = senders[stream % senders.len()].clone();
         let (share, fatal) = (share.clone(), fatal.clone());
         tasks.push(glommio::spawn_local(async move {
             let spec = WatcherSpec {
@@ -87,7 +87,8 @@ pub(crate) async fn run_watch_get(
             // etcd: watcher i on stream i mod streams.
             let specs = vec![spec; split(watchers, streams, stream)];
             let mut handler = Counting { share: &share };
-            if let Err(message) = run_stream(&share, sender, addr, &specs, &mut handler).await {
+            if let Err(message) = run_stream(&share, sender, &endpoint, &specs, &mut handler).await
+            {
                 fail(&share, &fatal, message);
             }
         }));
@@ -107,13 +108,13 @@ pub(crate) async fn run_watch_get(
 
 /// Puts the watched key `events` times; publishes the first put's revision.
 async fn put_history(share: &Share, events: usize) -> Result<(), String> {
-    let addr = share.endpoints[0];
-    let mut sender = connect(addr, share.dial_timeout).await?;
+    let endpoint = &share.endpoints[0];
+    let mut sender = share.dialer.connect(endpoint).await?;
     let mut first_revision = 0;
     for event in 0..events {
         let response: pb::PutResponse = unary(
             &mut sender,
-            addr,
+            endpoint,
             "/etcdserverpb.KV/Put",
             &pb::PutRequest {
                 key: WATCH_KEY.to_vec(),
@@ -137,9 +138,9 @@ async fn put_history(share: &Share, events: usize) -> Result<(), String> {
 /// Serializable gets of "abc" on a connection of their own, timed, until
 /// every watcher has had its events (or the run stops).
 async fn get_until_caught_up(share: &Share, outcome: &RefCell<ShareOutcome>) -> Result<(), String> {
-    let addr = share.endpoints[0];
-    let mut sender = connect(addr, share.dial_timeout).await?;
-    let uri = uri(addr, "/etcdserverpb.KV/Range");
+    let endpoint = &share.endpoints[0];
+    let mut sender = share.dialer.connect(endpoint).await?;
+    let uri = endpoint.uri("/etcdserverpb.KV/Range");
     let body = keel_net::grpc::frame(&pb::RangeRequest {
         key: b"abc".to_vec(),
         serializable: true,

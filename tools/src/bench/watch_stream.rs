@@ -5,7 +5,6 @@
 //! Responses are read with `watch_wire` (no per-event allocation).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,8 @@ use keel_net::grpc;
 use keel_proto::etcdserverpb as pb;
 
 use crate::client::{Share, STOP_POLL};
-use crate::grpc_call::{grpc_request, grpc_status, next_message, uri};
+use crate::endpoint::Endpoint;
+use crate::grpc_call::{grpc_request, grpc_status, next_message};
 use crate::watch_wire::scan_watch_response;
 
 /// Most watchers one stream may carry (a bound on the per-stream tables).
@@ -55,7 +55,7 @@ pub trait WatchHandler {
 pub async fn run_stream(
     share: &Share,
     sender: SendRequest<Bytes>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     watchers: &[WatcherSpec],
     handler: &mut impl WatchHandler,
 ) -> Result<(), String> {
@@ -65,7 +65,10 @@ pub async fn run_stream(
         .ok_or("watch: stopped before the stream opened")?
         .map_err(|error| format!("watch: connection: {error}"))?;
     let (response, mut send_stream) = sender
-        .send_request(grpc_request(&uri(addr, "/etcdserverpb.Watch/Watch")), false)
+        .send_request(
+            grpc_request(&endpoint.uri("/etcdserverpb.Watch/Watch")),
+            false,
+        )
         .map_err(|error| format!("watch: send: {error}"))?;
     let sent = Instant::now();
     for watcher in watchers {
