@@ -251,3 +251,44 @@ fn data_survives_a_restart() {
         assert_eq!(put.header().unwrap().revision(), 102);
     });
 }
+
+#[test]
+fn descending_key_order_reads_the_tree_backwards_with_etcds_limit_count_more() {
+    use etcd_client::{SortOrder, SortTarget};
+    let keel = Keel::start("kv-descending");
+    runtime().block_on(async {
+        let mut client = client(&keel.endpoint()).await;
+        for i in 0..10 {
+            client
+                .put(format!("d{i}"), format!("{i}"), None)
+                .await
+                .unwrap();
+        }
+        client.delete("d5", None).await.unwrap();
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Key, SortOrder::Descend);
+        let limited = client
+            .get("d", Some(options.clone().with_limit(3)))
+            .await
+            .unwrap();
+        let keys: Vec<&str> = limited
+            .kvs()
+            .iter()
+            .map(|kv| kv.key_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["d9", "d8", "d7"]);
+        assert_eq!((limited.count(), limited.more()), (9, true));
+        let all = client.get("d", Some(options.clone())).await.unwrap();
+        let keys: Vec<&str> = all.kvs().iter().map(|kv| kv.key_str().unwrap()).collect();
+        assert_eq!(keys, ["d9", "d8", "d7", "d6", "d4", "d3", "d2", "d1", "d0"]);
+        assert!(!all.more());
+        // At an older revision the deleted key is back, in its place.
+        let old = client
+            .get("d", Some(options.with_limit(6).with_revision(10)))
+            .await
+            .unwrap();
+        let keys: Vec<&str> = old.kvs().iter().map(|kv| kv.key_str().unwrap()).collect();
+        assert_eq!(keys, ["d8", "d7", "d6", "d5", "d4", "d3"]);
+    });
+}

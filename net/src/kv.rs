@@ -12,6 +12,7 @@ use keel_proto::etcdserverpb::{
 };
 use keel_proto::keelpb::internal_request::Request;
 use keel_raft_shim::range::range_request;
+use keel_raft_shim::txn::ReadOnly;
 use keel_raft_shim::Response;
 
 use crate::shard::Shard;
@@ -55,8 +56,7 @@ pub async fn range(shard: &Shard, request: RangeRequest) -> Result<RangeResponse
         shard.read_index().await?;
     }
     let view = shard.reader.view();
-    let mut response =
-        range_request(&request, |options| view.range(options)).map_err(RequestError::Mvcc)?;
+    let mut response = range_request(&request, &ReadOnly(&view)).map_err(RequestError::Mvcc)?;
     response.header = Some(shard.status.header(view.revision()));
     Ok(response)
 }

@@ -17,6 +17,7 @@ use keel_proto::etcdserverpb::{RangeRequest, RangeResponse, RangeStreamResponse}
 use keel_proto::mvccpb;
 use keel_raft_shim::convert::to_proto_kvs;
 use keel_raft_shim::range::range_request;
+use keel_raft_shim::txn::ReadOnly;
 use prost::Message;
 
 use crate::grpc::{self, Code, Status};
@@ -86,8 +87,8 @@ async fn stream_range(
             (Ok(SortOrder::None), _) | (Ok(SortOrder::Ascend), Ok(SortTarget::Key))
         );
     if !plain || request.count_only {
-        let whole = range_request(&request, |options| view.range(options))
-            .map_err(|e| Some(RequestError::Mvcc(e)))?;
+        let whole =
+            range_request(&request, &ReadOnly(&view)).map_err(|e| Some(RequestError::Mvcc(e)))?;
         let mut kvs = whole.kvs;
         let last = RangeResponse {
             header: Some(shard.status.header(view.revision())),

@@ -2,22 +2,29 @@
 //! transaction inside the apply loop. Sorting, revision filters and the
 //! limit after them live here so both paths answer alike.
 
-use keel_engine::{KeyValue, MvccError, RangeOptions, RangeResult};
+use keel_engine::{KeyValue, MvccError, RangeOptions};
 use keel_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use keel_proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
 
 use crate::convert::to_proto_kvs;
+use crate::txn::KvTxn;
 
 /// Runs `request` through `read`. The response header carries only the
 /// revision the read saw; the caller adds cluster facts where etcd does.
 /// Sort options are validated by the caller (an unknown one reads as none).
-pub fn range_request(
+pub fn range_request<R: KvTxn + ?Sized>(
     request: &RangeRequest,
-    read: impl FnOnce(&RangeOptions) -> Result<RangeResult, MvccError>,
+    reader: &R,
 ) -> Result<RangeResponse, MvccError> {
     let sort_order = SortOrder::try_from(request.sort_order).unwrap_or(SortOrder::None);
     let sort_target = SortTarget::try_from(request.sort_target).unwrap_or(SortTarget::Key);
-    let filtered = sort_order != SortOrder::None
+    // Key order either way is the tree's own: read it in that order, with
+    // the limit applied as it reads.
+    let key_descending = sort_order == SortOrder::Descend && sort_target == SortTarget::Key;
+    let key_ordered = key_descending
+        || sort_order == SortOrder::None
+        || (sort_order == SortOrder::Ascend && sort_target == SortTarget::Key);
+    let filtered = !key_ordered
         || request.min_mod_revision != 0
         || request.max_mod_revision != 0
         || request.min_create_revision != 0
@@ -32,7 +39,11 @@ pub fn range_request(
         count_only: request.count_only,
         stop_after_limit: false,
     };
-    let result = read(&options)?;
+    let result = if key_descending {
+        reader.range_descending(&options)?
+    } else {
+        reader.range(&options)?
+    };
     let mut kvs = result.kvs;
     let mut more = result.more;
     if filtered {

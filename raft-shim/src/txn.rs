@@ -30,6 +30,8 @@ use crate::range::range_request;
 pub trait KvTxn {
     /// Range at the txn's read revision (its own if it wrote).
     fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
+    /// The same in descending key order.
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
     /// Puts and returns the previous kv.
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue>;
     /// Deletes the range and returns the deleted kvs.
@@ -50,6 +52,9 @@ impl KvTxn for LeasedTxn<'_, '_> {
     fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.txn.range(options)
     }
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        self.txn.range_descending(options)
+    }
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
         self.txn.put(key, value, lease)
     }
@@ -64,6 +69,9 @@ impl KvTxn for LeasedTxn<'_, '_> {
 impl KvTxn for Txn<'_> {
     fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         Txn::range(self, options)
+    }
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        Txn::range_descending(self, options)
     }
     fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
         Txn::put(self, key, value, lease)
@@ -80,6 +88,9 @@ pub struct ReadOnly<'a>(pub &'a ReadView);
 impl KvTxn for ReadOnly<'_> {
     fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.0.range(options)
+    }
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+        self.0.range_descending(options)
     }
     fn put(&mut self, _: &[u8], _: &[u8], _: i64) -> Option<KeyValue> {
         unreachable!("a read-only txn has no put")
@@ -329,8 +340,7 @@ impl Run<'_> {
             let response = match &op.request {
                 Some(Op::RequestRange(range)) => {
                     // The check above saw this revision readable.
-                    let response =
-                        range_request(range, |options| kv.range(options)).unwrap_or_default();
+                    let response = range_request(range, kv).unwrap_or_default();
                     Some(OpResponse::ResponseRange(response))
                 }
                 Some(Op::RequestPut(put)) => {
