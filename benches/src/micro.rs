@@ -10,19 +10,10 @@
 
 use std::hint::black_box;
 
-use keel_engine::{RangeOptions, Store, StoreOptions};
 use prost::Message;
 
-/// Keys the engine benchmarks' store holds.
-pub const STORE_KEYS: usize = 100_000;
-/// Keys one batched put writes, and one range scan returns.
-pub const BATCH_KEYS: usize = 1000;
-/// Point gets one `engine_get_100k` run makes (spread over the store).
-pub const POINT_GETS: usize = 100;
-/// Value size of every put, as `compare.sh`'s scenarios.
-pub const VALUE_BYTES: usize = 256;
-/// Puts per write batch while a benchmark fills its store.
-const FILL_BATCH_KEYS: usize = 10_000;
+use crate::engines::{self, KeelEngine, RedbEngine, Sync};
+pub use crate::engines::{BATCH_KEYS, COMPACT_KEYS, POINT_GETS, STORE_KEYS, VALUE_BYTES};
 
 /// One named benchmark.
 pub struct Benchmark {
@@ -57,6 +48,31 @@ pub static BENCHMARKS: &[Benchmark] = &[
         name: "engine_range_1000",
         about: "one ReadView::range returning 1000 keys of a 100k-key store",
         prepare: prepare_engine_range,
+    },
+    Benchmark {
+        name: "engine_compact_10k",
+        about: "WriteBatch::compact of a 10k-key store whose keys were each put twice (10k entries dropped), committed",
+        prepare: prepare_engine_compact,
+    },
+    Benchmark {
+        name: "redb_put_1000",
+        about: "redb: one write transaction of 1000 inserts (12 B keys, 256 B values) into an empty table, Durability::None",
+        prepare: prepare_redb_put,
+    },
+    Benchmark {
+        name: "redb_get_100k",
+        about: "redb: 100 point gets (values copied out) in one read transaction on a 100k-key table",
+        prepare: prepare_redb_get,
+    },
+    Benchmark {
+        name: "redb_range_1000",
+        about: "redb: one range of 1000 rows (keys and values copied out) of a 100k-key table",
+        prepare: prepare_redb_range,
+    },
+    Benchmark {
+        name: "redb_compact_10k",
+        about: "redb: retain dropping the older of two rows per key of a 10k-key (key, !revision) table, Durability::None",
+        prepare: prepare_redb_compact,
     },
     Benchmark {
         name: "grpc_frame_unframe_put",
@@ -99,107 +115,62 @@ fn prepare_noop() -> Measured {
     Box::new(|| {})
 }
 
-/// The `index`-th key of every engine benchmark: fixed width, so key order
-/// is index order.
-fn engine_key(index: usize) -> Vec<u8> {
-    format!("key/{index:08}").into_bytes()
-}
-
-fn engine_value() -> Vec<u8> {
-    (0..VALUE_BYTES).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-/// A store in a temporary directory the closure keeps alive.
-fn open_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let options = StoreOptions {
-        persist_ops_threshold: u64::MAX,
-        persist_dirty_bytes_threshold: u64::MAX,
-        persist_interval: std::time::Duration::from_secs(3600),
-    };
-    let store = Store::open(&dir.path().join("db"), options).expect("store opens");
-    (dir, store)
-}
-
-/// A store holding keys `0..STORE_KEYS`, each put once.
-fn filled_store() -> (tempfile::TempDir, Store) {
-    let (dir, mut store) = open_store();
-    let value = engine_value();
-    let mut applied_index = 0;
-    for first in (0..STORE_KEYS).step_by(FILL_BATCH_KEYS) {
-        let mut batch = store.write_batch();
-        for index in first..(first + FILL_BATCH_KEYS).min(STORE_KEYS) {
-            let mut txn = batch.txn();
-            txn.put(&engine_key(index), &value, 0);
-            txn.end();
-        }
-        applied_index += 1;
-        batch.commit(applied_index);
-    }
-    (dir, store)
-}
-
 fn prepare_engine_put() -> Measured {
-    let (dir, mut store) = open_store();
-    let keys: Vec<Vec<u8>> = (0..BATCH_KEYS).map(engine_key).collect();
-    let value = engine_value();
-    Box::new(move || {
-        let _keep = &dir;
-        let mut batch = store.write_batch();
-        for key in &keys {
-            let mut txn = batch.txn();
-            txn.put(key, &value, 0);
-            black_box(txn.end());
-        }
-        batch.commit(1);
-    })
+    let mut engine = KeelEngine::empty();
+    let keys = engines::key_range(0, BATCH_KEYS);
+    let value = engines::value();
+    Box::new(move || engine.put_batch(&keys, &value, Sync::Memory))
 }
 
 fn prepare_engine_get() -> Measured {
-    let (dir, store) = filled_store();
-    let view = store.reader().view();
-    let keys: Vec<Vec<u8>> = (0..POINT_GETS)
-        .map(|i| engine_key(i * (STORE_KEYS / POINT_GETS) + 7))
-        .collect();
+    let engine = KeelEngine::filled(STORE_KEYS);
+    let keys = engines::point_get_keys();
     Box::new(move || {
-        let _keep = (&dir, &store);
-        for key in &keys {
-            let result = view
-                .range(&RangeOptions {
-                    key,
-                    ..Default::default()
-                })
-                .expect("range");
-            assert_eq!(result.kvs.len(), 1);
-            black_box(result);
-        }
+        black_box(engine.get_many(&keys));
     })
 }
 
 fn prepare_engine_range() -> Measured {
-    let (dir, store) = filled_store();
-    let view = store.reader().view();
-    let first = STORE_KEYS / 2;
-    let key = engine_key(first);
-    let range_end = engine_key(first + BATCH_KEYS);
+    let engine = KeelEngine::filled(STORE_KEYS);
+    let (start, end) = engines::range_bounds();
+    Box::new(move || assert_eq!(engine.range(&start, &end), BATCH_KEYS))
+}
+
+fn prepare_engine_compact() -> Measured {
+    let mut engine = KeelEngine::with_history(COMPACT_KEYS);
+    Box::new(move || assert_eq!(engine.compact(Sync::Memory), COMPACT_KEYS as u64))
+}
+
+fn prepare_redb_put() -> Measured {
+    let mut engine = RedbEngine::empty();
+    let keys = engines::key_range(0, BATCH_KEYS);
+    let value = engines::value();
+    Box::new(move || engine.put_batch(&keys, &value, Sync::Memory))
+}
+
+fn prepare_redb_get() -> Measured {
+    let engine = RedbEngine::filled(STORE_KEYS);
+    let keys = engines::point_get_keys();
     Box::new(move || {
-        let _keep = (&dir, &store);
-        let result = view
-            .range(&RangeOptions {
-                key: &key,
-                range_end: &range_end,
-                ..Default::default()
-            })
-            .expect("range");
-        assert_eq!(result.kvs.len(), BATCH_KEYS);
-        black_box(result);
+        black_box(engine.get_many(&keys));
     })
+}
+
+fn prepare_redb_range() -> Measured {
+    let engine = RedbEngine::filled(STORE_KEYS);
+    let (start, end) = engines::range_bounds();
+    Box::new(move || assert_eq!(engine.range(&start, &end), BATCH_KEYS))
+}
+
+fn prepare_redb_compact() -> Measured {
+    let mut engine = RedbEngine::with_history(COMPACT_KEYS);
+    Box::new(move || assert_eq!(engine.compact(Sync::Memory), COMPACT_KEYS as u64))
 }
 
 fn prepare_grpc_frame_unframe() -> Measured {
     let request = keel_proto::etcdserverpb::PutRequest {
-        key: engine_key(42),
-        value: engine_value(),
+        key: engines::key(42),
+        value: engines::value(),
         ..Default::default()
     };
     Box::new(move || {
@@ -211,8 +182,8 @@ fn prepare_grpc_frame_unframe() -> Measured {
 
 fn prepare_decode_range_request() -> Measured {
     let encoded = keel_proto::etcdserverpb::RangeRequest {
-        key: engine_key(1),
-        range_end: engine_key(1001),
+        key: engines::key(1),
+        range_end: engines::key(1001),
         limit: 100,
         revision: 12345,
         serializable: true,
