@@ -85,6 +85,16 @@ pub static BENCHMARKS: &[Benchmark] = &[
         prepare: prepare_decode_range_request,
     },
     Benchmark {
+        name: "proposal_batch_1000",
+        about: "the raft core's CPU work for one batch of 1000 put proposals, I/O aside: encode each InternalRequest, decode it at apply, apply_request into one WriteBatch, commit",
+        prepare: prepare_proposal_batch,
+    },
+    Benchmark {
+        name: "watch_match_100_events",
+        about: "WatchHub::on_events of 100 put events against 1000 single-key watchers (100 of them hit) and 10 prefix watchers on 10 streams, responses queued",
+        prepare: prepare_watch_match,
+    },
+    Benchmark {
         name: "wal_codec_entry",
         about: "wal_codec::encode_entry then decode_entry of a normal entry with 300 B of data",
         prepare: prepare_wal_codec_entry,
@@ -211,6 +221,126 @@ fn prepare_wal_codec_entry() -> Measured {
         let decoded =
             keel_raft_shim::wal_codec::decode_entry(1234, black_box(&buffer)).expect("decodes");
         black_box(decoded);
+    })
+}
+
+fn prepare_proposal_batch() -> Measured {
+    use keel_proto::keelpb::internal_request::Request;
+    use keel_proto::keelpb::InternalRequest;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store =
+        keel_engine::Store::open(&dir.path().join("db"), keel_engine::StoreOptions::default())
+            .expect("store");
+    let mut leases = keel_raft_shim::lease::Lessor::new(&[], 2, std::time::Instant::now());
+    let requests: Vec<Request> = (0..BATCH_KEYS)
+        .map(|i| {
+            Request::Put(keel_proto::etcdserverpb::PutRequest {
+                key: engines::key(i),
+                value: engines::value(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let mut applied_index = 0u64;
+    Box::new(move || {
+        let _keep = &dir;
+        let entries: Vec<Vec<u8>> = requests
+            .iter()
+            .enumerate()
+            .map(|(id, request)| {
+                InternalRequest {
+                    id: id as u64,
+                    request: Some(request.clone()),
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        let mut batch = store.write_batch();
+        let mut revision = 1;
+        for entry in &entries {
+            let internal = InternalRequest::decode(&entry[..]).expect("decodes");
+            let request = internal.request.expect("a request");
+            let (result, events) = keel_raft_shim::apply::apply_request(
+                &mut batch,
+                &mut leases,
+                request,
+                revision,
+                std::time::Instant::now(),
+                false,
+            );
+            revision = keel_raft_shim::apply::revision_after(revision, &events);
+            black_box(result.is_ok());
+        }
+        applied_index += entries.len() as u64;
+        batch.commit(applied_index);
+    })
+}
+
+fn prepare_watch_match() -> Measured {
+    use keel_net::watch::outbox::Outbox;
+    use keel_net::watch::WatchHub;
+    use keel_proto::etcdserverpb::WatchCreateRequest;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        keel_engine::Store::open(&dir.path().join("db"), keel_engine::StoreOptions::default())
+            .expect("store");
+    let status = Arc::new(keel_raft_shim::RaftStatus::default());
+    let hub = WatchHub::new(
+        0,
+        store.reader(),
+        status,
+        keel_net::MAX_REQUEST_BYTES_DEFAULT,
+        Arc::new(keel_net::metrics::ShardMetrics::default()),
+    );
+    let mut outboxes = Vec::new();
+    for stream in 0..10u64 {
+        let outbox = Rc::new(Outbox::default());
+        let id = hub.open_stream(outbox.clone());
+        for watcher in 0..100u64 {
+            hub.create(
+                id,
+                WatchCreateRequest {
+                    key: engines::key((stream * 100 + watcher) as usize),
+                    ..Default::default()
+                },
+            );
+        }
+        hub.create(
+            id,
+            WatchCreateRequest {
+                key: b"key".to_vec(),
+                range_end: b"kez".to_vec(),
+                prev_kv: true,
+                ..Default::default()
+            },
+        );
+        outboxes.push(outbox);
+    }
+    // 100 puts at revisions 2..=101, every 10th watched key.
+    let events: Vec<keel_engine::Event> = (0..100u64)
+        .map(|i| keel_engine::Event {
+            kind: keel_engine::EventKind::Put,
+            kv: keel_engine::KeyValue {
+                key: engines::key((i * 10) as usize),
+                create_revision: 2 + i as i64,
+                mod_revision: 2 + i as i64,
+                version: 1,
+                value: engines::value(),
+                lease: 0,
+            },
+            prev_kv: None,
+        })
+        .collect();
+    let batch = keel_raft_shim::EventBatch {
+        previous_revision: 1,
+        revision: 101,
+        events,
+    };
+    Box::new(move || {
+        let _keep = (&dir, &store, &outboxes);
+        hub.on_events(black_box(&batch));
     })
 }
 
