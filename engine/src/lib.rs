@@ -22,6 +22,7 @@ pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
     Event, EventKind, HistoryChunk, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView,
     Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
+    COMPACTION_STEP_SCAN_FACTOR,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

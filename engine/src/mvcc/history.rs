@@ -86,6 +86,7 @@ pub(crate) fn events(
             prefix,
             start_revision,
             view.revision,
+            view.compact_revision,
             &mut collector,
         );
     }
@@ -94,13 +95,17 @@ pub(crate) fn events(
 
 /// Offers `collector` the events of the user key with `prefix` (the cursor
 /// is on its first entry) whose main revision is in `[start_revision,
-/// view_revision]`, then leaves the cursor on the next user key.
+/// view_revision]`, then leaves the cursor on the next user key. Entries
+/// superseded at `compact_revision` that an incremental compaction has not
+/// removed yet (`compact.rs`) are treated as gone: neither events nor
+/// `prev_kv`s, so the answer does not depend on how far removal got.
 fn collect_key<'a>(
     root: &'a Node,
     cursor: &mut Cursor<'a>,
     prefix: &'a [u8],
     start_revision: i64,
     view_revision: i64,
+    compact_revision: i64,
     collector: &mut Collector,
 ) {
     let same_key = |entry: &Entry| prefix_of(entry.key()) == prefix;
@@ -118,13 +123,31 @@ fn collect_key<'a>(
         if revision.main < start_revision {
             break;
         }
+        // start_revision >= compact_revision, so an entry at or below the
+        // point is at it, and only the key's newest one there is kept, if
+        // it is a put; the older ones are superseded, so none is its prev.
+        let at_point = revision.main <= compact_revision;
+        if at_point && matches!(decode_value(entry.value()), ValueRecord::Tombstone) {
+            break;
+        }
         cursor.next();
         if revision.main > view_revision || !collector.wants(revision.main) {
+            if at_point {
+                break;
+            }
             continue;
         }
-        // The entry just older, now under the cursor, is the event's prev.
-        let previous = cursor.current().filter(|older| same_key(older));
+        // The entry just older, now under the cursor, is the event's prev
+        // (the key's newest entry at or below the point is kept, unless a
+        // tombstone, which gives no prev anyway).
+        let previous = cursor
+            .current()
+            .filter(|older| same_key(older))
+            .filter(|_| !at_point);
         collector.push(revision, event_of(entry, revision, previous));
+        if at_point {
+            break;
+        }
     }
     // Skip the key's older entries: step over a few, seek past the rest.
     for _ in 0..KEY_SKIP_ENTRIES_MAX {

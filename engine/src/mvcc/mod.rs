@@ -13,7 +13,8 @@
 //! does the same and waits. [`Store::start_defrag`] rewrites the file
 //! without its superseded pages, online, on the same thread (`defrag.rs`).
 //! [`WriteBatch::compact`] drops superseded
-//! history as etcd's Compact does (`compact.rs`). Lease records live in the
+//! history as etcd's Compact does (`compact.rs`); [`WriteBatch::compact_start`]
+//! and [`WriteBatch::compact_step`] do the same in bounded steps. Lease records live in the
 //! same tree, in a namespace before every MVCC key (`key.rs`, `lease.rs`),
 //! so they commit, publish and persist with the batches that change them.
 //! [`ReadView::events`] reads a range's event history by revision, in
@@ -33,7 +34,7 @@ mod store;
 mod txn;
 mod view;
 
-pub use compact::COMPACTION_BATCH_KEYS_MAX;
+pub use compact::{COMPACTION_BATCH_KEYS_MAX, COMPACTION_STEP_SCAN_FACTOR};
 pub use history::HistoryChunk;
 pub use lease::LeaseRecord;
 pub use revision::Revision;

@@ -76,6 +76,11 @@ pub struct Store {
     pub(crate) root: Arc<Node>,
     pub(crate) revision: i64,
     pub(crate) compact_revision: i64,
+    /// Where the pending physical removal of entries superseded at
+    /// `compact_revision` resumes (`compact.rs`); `None` when none is
+    /// pending. Not persisted: after a reopen the leftovers wait for the
+    /// next compaction (or are copied along by a defrag).
+    pub(crate) compaction_resume: Option<Vec<u8>>,
     pub(crate) applied_index: u64,
     persisted_index: u64,
     persisted_revision: i64,
@@ -174,6 +179,7 @@ impl Store {
             root: recovered.root,
             revision,
             compact_revision: meta.compact_revision,
+            compaction_resume: None,
             applied_index: meta.applied_index,
             persisted_index: meta.applied_index,
             persisted_revision: meta.revision,
@@ -204,6 +210,13 @@ impl Store {
     /// Revisions below this are compacted (0 until the first compaction).
     pub fn compact_revision(&self) -> i64 {
         self.compact_revision
+    }
+
+    /// Whether an incremental compaction ([`WriteBatch::compact_start`])
+    /// still has superseded entries to remove with
+    /// [`WriteBatch::compact_step`].
+    pub fn compaction_pending(&self) -> bool {
+        self.compaction_resume.is_some()
     }
 
     /// A reader handle (`Clone + Send + Sync`).

@@ -51,6 +51,27 @@ impl<'a> WriteBatch<'a> {
         super::compact::compact(self.store, revision)
     }
 
+    /// etcd's logical compaction inside this batch: validates `revision`
+    /// and errors exactly as [`WriteBatch::compact`], sets the compaction
+    /// point to it (published with [`WriteBatch::commit`]: reads below it
+    /// fail from then on) and marks the removal of superseded entries
+    /// pending, for [`WriteBatch::compact_step`]. A removal still pending
+    /// from an earlier start is taken over at the new point (`compact.rs`).
+    pub fn compact_start(&mut self, revision: i64) -> Result<(), MvccError> {
+        super::compact::compact_start(self.store, revision)
+    }
+
+    /// Removes at most about `max_keys` of the entries superseded at the
+    /// compaction point (whole user keys: one key with more entries goes
+    /// whole), from where the last step stopped. True while more remains
+    /// ([`Store::compaction_pending`]); false, doing nothing, when no
+    /// removal is pending. Batches of writes may come between steps.
+    ///
+    /// [`Store::compaction_pending`]: super::Store::compaction_pending
+    pub fn compact_step(&mut self, max_keys: usize) -> bool {
+        super::compact::compact_step(self.store, max_keys)
+    }
+
     /// Grants lease `id` with `ttl_seconds`, or replaces its TTL (see
     /// `lease.rs`). Not an MVCC change: the revision stays. Published with
     /// [`WriteBatch::commit`], persisted with the tree.

@@ -47,7 +47,8 @@ impl ReadView {
     }
 
     /// The events (puts and deletes, as [`super::Txn`] reports them, with
-    /// `prev_kv` = the key's previous entry if it is still in the tree and
+    /// `prev_kv` = the key's previous entry if it is still in the tree, not
+    /// superseded at the compaction point (`compact.rs`), and
     /// is a put) of `[key, range_end)` (etcd's range rules) whose main
     /// revision is in `[start_revision, self.revision()]`, by (main, sub)
     /// revision: at most `max_events`, cut between main revisions, except
@@ -71,7 +72,9 @@ impl ReadView {
 
     /// etcd's HashKV: crc32c over every MVCC tree entry (key bytes, then
     /// value bytes, in tree order) whose main revision is <= `revision`
-    /// (<= 0: this view's revision), and this view's compaction point.
+    /// (<= 0: this view's revision) and that is not superseded at the
+    /// compaction point (so it is the same before, during and after an
+    /// incremental compaction's removal), and this view's compaction point.
     /// Errors as [`ReadView::range`] does for a future or compacted
     /// revision. One full scan of the tree.
     pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64), MvccError> {
