@@ -153,3 +153,92 @@ fn auto_compaction_in_revision_mode_keeps_the_last_revisions() {
         assert_eq!(at_point, format!("v{}", 20 - 1 - RETENTION));
     });
 }
+
+/// A compaction of 100k superseded entries is removed a bounded step per
+/// raft cycle: writes during it all succeed (their worst latency is
+/// printed), a physical Compact returns once removal is done, and reads at
+/// and above the point are exact throughout.
+#[test]
+fn a_large_compaction_runs_in_steps_while_writes_go_on() {
+    let keel = Keel::start("compaction-steps");
+    runtime().block_on(async {
+        let client = client(&keel.endpoint()).await;
+        let mut writers = Vec::new();
+        for writer in 0..50 {
+            let mut client = client.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..2000 {
+                    client
+                        .put(
+                            format!("c/{:03}", (writer * 2000 + i) % 500),
+                            format!("{i}"),
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let mut client = client;
+        let point = client.status().await.unwrap().header().unwrap().revision();
+        let before: Vec<(Vec<u8>, Vec<u8>)> = client
+            .get("c/", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap()
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect();
+        let writer = {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut worst = Duration::ZERO;
+                for i in 0..300 {
+                    let started = Instant::now();
+                    client.put(format!("during/{i}"), "v", None).await.unwrap();
+                    worst = worst.max(started.elapsed());
+                }
+                worst
+            })
+        };
+        let started = std::time::Instant::now();
+        client
+            .compact(point, Some(CompactionOptions::new().with_physical()))
+            .await
+            .unwrap();
+        eprintln!(
+            "physical compaction of ~100k superseded entries took {:?}",
+            started.elapsed()
+        );
+        let worst = writer.await.unwrap();
+        eprintln!("worst put latency during it: {worst:?}");
+        let at_point: Vec<(Vec<u8>, Vec<u8>)> = client
+            .get(
+                "c/",
+                Some(GetOptions::new().with_prefix().with_revision(point)),
+            )
+            .await
+            .unwrap()
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect();
+        assert!(at_point == before, "reads at the point are unchanged");
+        assert_eq!(
+            get_at(&mut client, "c/000", point - 1).await.unwrap_err().0,
+            11,
+            "below the point is compacted"
+        );
+        let during = client
+            .get(
+                "during/",
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(during.count(), 300);
+    });
+}

@@ -118,14 +118,17 @@ fn apply_lease_revoke(
     )
 }
 
-/// Applies etcd's Compact in `batch` (it does not change the revision).
-/// Compaction is synchronous here, so the answer means "physically done"
-/// whether or not `physical` was asked.
+/// Applies etcd's Compact in `batch` (it does not change the revision):
+/// the compaction point moves at once; the superseded entries are removed
+/// by the raft core a bounded step per ready cycle, which answers a
+/// `physical` Compact only once that removal is done.
 fn apply_compaction(
     batch: &mut WriteBatch<'_>,
     request: &CompactionRequest,
 ) -> Result<Response, ApplyError> {
-    batch.compact(request.revision).map_err(ApplyError::Mvcc)?;
+    batch
+        .compact_start(request.revision)
+        .map_err(ApplyError::Mvcc)?;
     Ok(Response::Compaction(CompactionResponse::default()))
 }
 

@@ -14,7 +14,40 @@ pub const BACKEND_PERSIST_OPS_MAX: u64 = 100_000;
 /// Time between backend persists, at most, once anything changed.
 pub const BACKEND_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Superseded entries a compaction removes per ready cycle, at most (a
+/// step also stops after scanning a bounded multiple of this), so the
+/// raft core never stalls for a whole compaction pass.
+pub const COMPACTION_STEP_KEYS_MAX: usize = 10_000;
+
 impl RaftCore {
+    /// One bounded step of a pending compaction's removal, published at
+    /// the current applied index; answers the physical Compact calls once
+    /// nothing is left.
+    pub(super) async fn compaction_step(&mut self, replies: &[ConnectedSender<FromRaft>]) {
+        if self.store.compaction_pending() {
+            let mut batch = self.store.write_batch();
+            batch.compact_step(COMPACTION_STEP_KEYS_MAX);
+            batch.commit(self.applied_index);
+        }
+        if self.store.compaction_pending() || self.physical_compaction_waiters.is_empty() {
+            return;
+        }
+        let mut header = self.status.header(self.revision);
+        header.raft_term = self.status.term.load(Ordering::Relaxed);
+        for (shard, token) in std::mem::take(&mut self.physical_compaction_waiters) {
+            let response = crate::message::Response::Compaction(
+                keel_proto::etcdserverpb::CompactionResponse {
+                    header: Some(header),
+                },
+            );
+            let answer = FromRaft::Applied {
+                token,
+                result: Ok(response),
+            };
+            send_reply(replies, shard, answer).await;
+        }
+    }
+
     /// Proposes a compaction when the auto-compaction schedule says one is
     /// due, through raft like a client's Compact, as etcd's leader does. An
     /// outcome nobody waits for: a `Compacted` error (a client compacted

@@ -127,6 +127,8 @@ pub struct RaftCore {
     auto_compactor: Option<AutoCompactor>,
     leases: Lessor,
     alarms: Alarms,
+    /// Physical Compact calls waiting for the removal in progress.
+    physical_compaction_waiters: Vec<(ShardId, Token)>,
     /// When the persist in flight started.
     persist_started: Option<Instant>,
     /// Defragment calls waiting for the defrag in flight.
@@ -165,6 +167,11 @@ impl RaftCore {
         loop {
             let first = if self.node.has_ready() {
                 None
+            } else if self.store.compaction_pending() {
+                // Removal steps keep going while idle; let the inbox
+                // forwarders run between them.
+                futures_lite::future::yield_now().await;
+                None
             } else {
                 let wait = next_tick.saturating_duration_since(Instant::now());
                 let received =
@@ -187,6 +194,7 @@ impl RaftCore {
                 self.revoke_expired();
             }
             self.on_ready(&replies).await;
+            self.compaction_step(&replies).await;
             self.maintain_backend(&replies).await;
         }
         if let Err(error) = self.store.persist() {
@@ -388,6 +396,7 @@ impl RaftCore {
                 let Some(request) = internal.request else {
                     continue;
                 };
+                let physical = matches!(&request, Request::Compaction(c) if c.physical);
                 let (mut result, events) = match request {
                     Request::Alarm(alarm) => {
                         (self.alarms.apply(&alarm, &self.status.alarms), Vec::new())
@@ -416,8 +425,15 @@ impl RaftCore {
                     header.raft_term = term;
                     response.set_header(header);
                 }
-                if let Some((shard, token)) = waiter {
-                    answers.push((shard, FromRaft::Applied { token, result }));
+                match waiter {
+                    // etcd: a physical Compact returns once removal is done.
+                    Some(waiter) if physical && result.is_ok() => {
+                        self.physical_compaction_waiters.push(waiter)
+                    }
+                    Some((shard, token)) => {
+                        answers.push((shard, FromRaft::Applied { token, result }))
+                    }
+                    None => {}
                 }
             }
             batch.commit(last_index);

@@ -192,6 +192,7 @@ impl RaftCore {
             alarms: Alarms::default(),
             defrag_waiters: Vec::new(),
             persist_started: None,
+            physical_compaction_waiters: Vec::new(),
             next_lease_id: first_lease_id(config.member_id),
             auto_compactor: config
                 .auto_compaction
