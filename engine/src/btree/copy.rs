@@ -13,10 +13,11 @@
 //! they sit in the store's own file) are left alone, so a persist of the
 //! store may run at the same time.
 
-use super::file::{random_salt, CommitMeta, PERSIST_WRITE_CHUNK_BYTES};
+use super::appender::NodeAppender;
+use super::file::{random_salt, CommitMeta};
 use super::node::{Node, NodeBody, TREE_DEPTH_MAX};
 use super::page::{
-    encode_commit, encode_file_header, encode_node, CommitRecord, NODE_KIND_BRANCH, NODE_KIND_LEAF,
+    encode_commit, encode_file_header, CommitRecord, NODE_KIND_BRANCH, NODE_KIND_LEAF,
     PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
@@ -151,16 +152,11 @@ pub(super) fn write_copy(
     file.write_at(&encode_file_header(salt), 0)
         .map_err(io_error)?;
     let mut writer = CopyWriter {
-        file,
-        path: path.to_path_buf(),
-        salt,
-        buffer: Vec::new(),
-        buffer_page: 1,
-        next_page: 1,
+        nodes: NodeAppender::new(file, path, salt, 1),
     };
     let root_page = writer.write_subtree(root, 0)?;
-    writer.flush()?;
-    let commit_page = writer.next_page;
+    writer.nodes.flush()?;
+    let commit_page = writer.nodes.next_page();
     assert!(
         root_page < commit_page,
         "the root is written before the commit"
@@ -215,16 +211,9 @@ pub(super) fn assign_copy_pages(root: &Node) -> (u64, u64) {
     (root_page, next_page)
 }
 
-/// Appends nodes from page 1 on, buffering up to
-/// [`PERSIST_WRITE_CHUNK_BYTES`] per write call.
+/// Writes a whole tree from page 1 on.
 struct CopyWriter<'a> {
-    file: &'a dyn StorageFile,
-    path: PathBuf,
-    salt: u64,
-    buffer: Vec<u8>,
-    /// The page `buffer` starts at.
-    buffer_page: u64,
-    next_page: u64,
+    nodes: NodeAppender<'a>,
 }
 
 impl CopyWriter<'_> {
@@ -242,31 +231,11 @@ impl CopyWriter<'_> {
             }
         };
         let (entry_count, payload) = node.encode_payload_with(|index, _| child_pages[index]);
-        let before = self.buffer.len();
-        encode_node(&mut self.buffer, kind, entry_count, &payload, self.salt);
-        let page = self.next_page;
-        let own_pages = (self.buffer.len() - before) as u64 / PAGE_SIZE_BYTES;
         // `assign_copy_pages` recomputes the layout from this size.
-        debug_assert_eq!(own_pages, node.own_page_count());
-        self.next_page += own_pages;
+        let page = self
+            .nodes
+            .append(kind, entry_count, &payload, node.own_page_count())?;
         debug_assert!(child_pages.iter().all(|&child| child < page));
-        if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
-            self.flush()?;
-        }
         Ok(page)
-    }
-
-    fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.buffer.is_empty() {
-            self.file
-                .write_at(&self.buffer, self.buffer_page * PAGE_SIZE_BYTES)
-                .map_err(|source| StoreError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            self.buffer.clear();
-        }
-        self.buffer_page = self.next_page;
-        Ok(())
     }
 }

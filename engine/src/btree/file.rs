@@ -15,10 +15,11 @@
 //! removed at open. Files are created, renamed and removed through a
 //! [`FileSystem`], so crash tests can fail those steps too.
 
+use super::appender::NodeAppender;
 use super::node::{decode_branch, decode_leaf, Node, NodeBody, TREE_DEPTH_MAX};
 use super::page::{
     decode_commit, decode_file_header, decode_node_header, encode_commit, encode_file_header,
-    encode_node, first_nonzero, node_crc_matches, CommitRecord, HeaderProblem, COMMIT_RECORD_BYTES,
+    first_nonzero, node_crc_matches, CommitRecord, HeaderProblem, COMMIT_RECORD_BYTES,
     NODE_HEADER_BYTES, NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
@@ -362,16 +363,11 @@ impl TreeFile {
                 .map_err(io_error(&self.path))?;
         }
         let mut writer = PageWriter {
-            file: self.file.as_ref(),
-            path: &self.path,
-            salt: self.salt,
-            buffer: Vec::new(),
-            buffer_page: self.page_count,
-            next_page: self.page_count,
+            nodes: NodeAppender::new(self.file.as_ref(), &self.path, self.salt, self.page_count),
         };
         let (root_page, root_subtree_pages) = writer.write_dirty(root, 0)?;
-        writer.flush()?;
-        let commit_page = writer.next_page;
+        writer.nodes.flush()?;
+        let commit_page = writer.nodes.next_page();
         if commit_page > self.page_count {
             self.file.sync_data().map_err(io_error(&self.path))?;
         }
@@ -460,13 +456,7 @@ fn forget_pages_from(node: &Arc<Node>, start_page: u64) {
 }
 
 struct PageWriter<'a> {
-    file: &'a dyn StorageFile,
-    path: &'a Path,
-    salt: u64,
-    buffer: Vec<u8>,
-    /// The page `buffer` starts at.
-    buffer_page: u64,
-    next_page: u64,
+    nodes: NodeAppender<'a>,
 }
 
 impl PageWriter<'_> {
@@ -488,31 +478,10 @@ impl PageWriter<'_> {
             NodeBody::Branch { .. } => NODE_KIND_BRANCH,
         };
         let (entry_count, payload) = node.encode_payload();
-        let before = self.buffer.len();
-        encode_node(&mut self.buffer, kind, entry_count, &payload, self.salt);
-        let page = self.next_page;
-        let own_pages = ((self.buffer.len() - before) as u64) / PAGE_SIZE_BYTES;
-        debug_assert_eq!(own_pages, node.own_page_count());
-        self.next_page += own_pages;
+        let own_pages = node.own_page_count();
+        let page = self.nodes.append(kind, entry_count, &payload, own_pages)?;
         let subtree_pages = own_pages + children_pages;
         node.set_written(page, subtree_pages);
-        if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
-            self.flush()?;
-        }
         Ok((page, subtree_pages))
-    }
-
-    fn flush(&mut self) -> Result<(), StoreError> {
-        if !self.buffer.is_empty() {
-            self.file
-                .write_at(&self.buffer, self.buffer_page * PAGE_SIZE_BYTES)
-                .map_err(|source| StoreError::Io {
-                    path: self.path.to_path_buf(),
-                    source,
-                })?;
-            self.buffer.clear();
-        }
-        self.buffer_page = self.next_page;
-        Ok(())
     }
 }

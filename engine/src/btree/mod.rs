@@ -19,6 +19,7 @@
 //! The commit record reserves a second root (`history_root_page`) for the
 //! revision-ordered history tree that compaction and watch replay will use.
 
+mod appender;
 pub mod copy;
 pub mod cursor;
 pub mod defrag;
