@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, free_port, grpc_error, runtime, scratch_dir, Keel};
+use common::{client, free_port, grpc_error, runtime, Keel};
 use etcd_client::{Client, CompactionOptions, GetOptions};
 
 /// gRPC's OutOfRange.
@@ -119,10 +119,9 @@ fn compacted_state_survives_kill9() {
 #[test]
 fn auto_compaction_in_revision_mode_keeps_the_last_revisions() {
     const RETENTION: i64 = 5;
-    let data_dir = scratch_dir("compaction-auto").join("data.keel");
     let retention = RETENTION.to_string();
-    let keel = Keel::start_with(
-        &data_dir,
+    let keel = Keel::start_args(
+        "compaction-auto",
         free_port(),
         &[
             "--auto-compaction-mode",

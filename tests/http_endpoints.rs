@@ -118,8 +118,8 @@ fn health_metrics_and_version_beside_grpc() {
 #[test]
 fn listen_metrics_urls_serve_http_endpoints_only() {
     let metrics_port = common::free_port();
-    let keel = Keel::start_with(
-        &common::scratch_dir("http-metrics-url").join("data.keel"),
+    let keel = Keel::start_args(
+        "http-metrics-url",
         common::free_port(),
         &[
             "--listen-metrics-urls",

@@ -47,8 +47,8 @@ fn status_reports_this_member() {
 #[test]
 fn member_list_names_this_member() {
     let port = free_port();
-    let keel = Keel::start_with(
-        &scratch_dir("maintenance-members").join("data.keel"),
+    let keel = Keel::start_args(
+        "maintenance-members",
         port,
         &[
             "--name",

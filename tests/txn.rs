@@ -293,11 +293,7 @@ fn nested_txns_follow_their_own_compares() {
 
 #[test]
 fn refusals_read_as_etcds() {
-    let keel = Keel::start_with(
-        &common::scratch_dir("txn-refusals").join("data.keel"),
-        common::free_port(),
-        &["--max-txn-ops", "4"],
-    );
+    let keel = Keel::start_args("txn-refusals", common::free_port(), &["--max-txn-ops", "4"]);
     runtime().block_on(async {
         let mut client = client(&keel.endpoint()).await;
         client.put("k", "v", None).await.unwrap(); // rev 2

@@ -21,28 +21,62 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn scratch_dir(label: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+/// A fresh directory under cargo's per-target temporary dir, removed with
+/// everything in it when dropped (also when the test panics), so a test
+/// run leaves no data dirs behind: a server's data dir preallocates a
+/// 64 MiB WAL segment, and hundreds of leftovers once filled a CI disk.
+/// Set `KEEL_KEEP_TEST_DIRS=1` to keep them for a post-mortem.
+pub struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEL_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn scratch_dir(label: &str) -> ScratchDir {
+    let base = option_env!("CARGO_TARGET_TMPDIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!("{label}-{}-{}", std::process::id(), free_port()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    ScratchDir(dir)
 }
 
-/// A running `keel` member. Killed (SIGKILL) when dropped.
+/// A running `keel` member. Killed (SIGKILL) when dropped; a data dir it
+/// made itself is removed after the kill.
 pub struct Keel {
     pub child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
     pub extra_args: Vec<String>,
+    scratch: Option<ScratchDir>,
 }
 
 impl Keel {
     /// Starts keel on a free port with a fresh data dir.
     pub fn start(label: &str) -> Keel {
-        Keel::start_with(&scratch_dir(label).join("data.keel"), free_port(), &[])
+        Keel::start_args(label, free_port(), &[])
+    }
+
+    /// Starts keel with a fresh data dir that lives as long as the member.
+    pub fn start_args(label: &str, port: u16, extra_args: &[&str]) -> Keel {
+        let scratch = scratch_dir(label);
+        let mut keel = Keel::start_with(&scratch.join("data.keel"), port, extra_args);
+        keel.scratch = Some(scratch);
+        keel
     }
 
     pub fn start_with(data_dir: &Path, port: u16, extra_args: &[&str]) -> Keel {
@@ -74,6 +108,7 @@ impl Keel {
             port,
             data_dir: data_dir.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            scratch: None,
         }
     }
 
@@ -95,7 +130,9 @@ impl Keel {
     pub fn restart(mut self) -> Keel {
         self.kill9();
         let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        Keel::start_with(&self.data_dir.clone(), self.port, &extra)
+        let mut next = Keel::start_with(&self.data_dir.clone(), self.port, &extra);
+        next.scratch = self.scratch.take();
+        next
     }
 
     /// Peak resident set size so far (VmHWM), in KiB.
@@ -210,6 +247,7 @@ pub fn which(binary: &str) -> Option<PathBuf> {
 pub struct Etcd {
     pub child: Child,
     pub port: u16,
+    _scratch: ScratchDir,
 }
 
 impl Etcd {
@@ -243,7 +281,11 @@ impl Etcd {
             .spawn()
             .expect("spawn etcd");
         wait_ready(&mut child, "ready to serve client requests");
-        Some(Etcd { child, port })
+        Some(Etcd {
+            child,
+            port,
+            _scratch: dir,
+        })
     }
 
     pub fn endpoint(&self) -> String {
