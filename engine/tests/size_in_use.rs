@@ -44,8 +44,8 @@ fn size_in_use_tracks_live_pages_through_persists_compaction_and_defrag() {
     assert!(in_use_history < store.file_size_bytes());
 
     // Compaction drops entries and the persist after it supersedes every
-    // leaf that held one. (Leaves thinned by compaction are not merged, so
-    // the pages in use do not shrink with the entries: each keeps a page.)
+    // leaf that held one; thinned leaves merge, so the pages in use shrink
+    // with the entries (`tree_thinning.rs` bounds how far).
     let revision = store.revision();
     let applied = store.applied_index() + 1;
     let mut batch = store.write_batch();

@@ -1,8 +1,9 @@
-//! In-memory B+tree nodes and copy-on-write insertion.
+//! In-memory B+tree nodes and copy-on-write insertion and removal.
 //!
 //! Nodes are shared through `Arc`: a published read view keeps the root it
-//! was given, and the writer changes the tree with [`insert`], which goes
-//! down the path with `Arc::make_mut`. A node shared with a view is copied
+//! was given, and the writer changes the tree with [`insert`] and
+//! [`remove_sorted`] (which merges thinned nodes), which go down the path
+//! with `Arc::make_mut`. A node shared with a view is copied
 //! (the copy is dirty: not on disk yet); a node already copied in this batch
 //! is unique and is changed in place. Every node on a changed path is
 //! marked dirty, so a dirty node's ancestors are dirty too and `persist`
@@ -13,7 +14,8 @@
 //! ```text
 //! leaf:   entry_count x { key_len u32, value_len u32, key, value }
 //! branch: child_page u64, then entry_count x { key_len u32, key, child_page u64 }
-//!         (key i is the smallest key of child i + 1)
+//!         (every key of child i + 1 is >= key i, every key of child i
+//!         is below it)
 //! ```
 
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
@@ -76,8 +78,9 @@ impl Entry {
 pub enum NodeBody {
     /// Sorted entries.
     Leaf(Vec<Entry>),
-    /// `keys.len() + 1 == children.len()`; `keys[i]` is the smallest key in
-    /// `children[i + 1]`.
+    /// `keys.len() + 1 == children.len()`; every key in `children[i + 1]`
+    /// is >= `keys[i]` and every key in `children[i]` is below it (after
+    /// removals `keys[i]` need not be present).
     Branch {
         /// Separator keys.
         keys: Vec<Arc<[u8]>>,
@@ -322,10 +325,10 @@ pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, Pa
 /// Inserts or replaces `key` in the tree under `root` (copy-on-write);
 /// returns the replaced value's entry if the key was present.
 ///
-/// The only code that changes a node: it changes (and marks dirty) only
-/// nodes `Arc::make_mut` finds unique on the path from `root`, so a clone
-/// of any root (a read view, a persist in flight) never sees a change, and
-/// its pages are never cleared from here.
+/// With [`remove_sorted`], the only code that changes a node: it changes
+/// (and marks dirty) only nodes `Arc::make_mut` finds unique on the path
+/// from `root`, so a clone of any root (a read view, a persist in flight)
+/// never sees a change, and its pages are never cleared from here.
 pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
     let entry = Entry::new(key, value);
     let (replaced, split) = insert_into(root, entry, 0);
@@ -344,23 +347,57 @@ type Split = (Arc<[u8]>, Arc<Node>);
 /// Removes every key of `sorted_keys` (ascending, no duplicates) present in
 /// the tree under `root` (copy-on-write, as [`insert`]); returns how many
 /// were present. Only subtrees whose key range holds a key of the list are
-/// copied and marked dirty (callers pass keys they found in the tree). Leaves that become empty leave their parent; a branch left with
-/// one child is replaced by it, so separators stay valid bounds (every key
-/// of child i + 1 is >= `keys[i]`, every key of child i is below it). Leaves
-/// are not merged: a tree thinned by compaction keeps small leaves, one
-/// page each, and a defrag does not repack them either (it copies the
-/// nodes as they are, so the writer's tree can share them).
+/// copied and marked dirty (callers pass keys they found in the tree), plus
+/// the siblings merged into them.
+///
+/// Removal rebalances so a tree thinned by compaction does not keep a page
+/// per nearly empty node: after removing from a child, while that child or
+/// its neighbour is underfull (payload below [`NODE_PAYLOAD_BYTES_UNDERFULL`])
+/// and the two fit in one node ([`NODE_PAYLOAD_BYTES_TARGET`], the payload
+/// a page holds), they are merged, with the right neighbour first and then
+/// the left one. Runs of thinned nodes thus coalesce into nodes up to a
+/// page full, while the halves of a split (about half a page each) merge
+/// again only once one of them is below a quarter page, so keys inserted
+/// and removed around one place do not split and merge nodes by turns.
+/// Leaves merge with leaves and branches with branches,
+/// the parent's separator between them moving down into the merged branch;
+/// nodes that cannot merge keep their entries (nothing is redistributed).
+/// Leaves that become empty leave their parent; a branch left with one
+/// child that could not merge, and a root left with one child, is
+/// replaced by it. Separators stay valid bounds throughout (every key of
+/// child i + 1 is >= `keys[i]`, every key of child i is below it), though
+/// after removals `keys[i]` need not be present in child i + 1.
+///
+/// A merge changes only the unique copy `Arc::make_mut` gives of the kept
+/// node and takes the other node's entries out of the parent (moving them
+/// when nothing else holds that node, cloning them otherwise), so a clone
+/// of any earlier root still reads its own nodes and pages.
 pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
     debug_assert!(sorted_keys.windows(2).all(|pair| pair[0] < pair[1]));
     if sorted_keys.is_empty() {
         return 0;
     }
     let removed = remove_from(root, sorted_keys, 0);
+    // Bounded by the depth: each step takes a level off.
+    for _ in 0..TREE_DEPTH_MAX {
+        let only_child = match &root.body {
+            NodeBody::Branch { children, .. } if children.len() == 1 => children[0].clone(),
+            _ => break,
+        };
+        *root = only_child;
+    }
     if node_is_empty(root) {
         *root = Node::empty();
     }
     removed
 }
+
+/// Nodes whose payload is below this are underfull: removal merges them
+/// with a neighbour when the two fit in one node.
+pub const NODE_PAYLOAD_BYTES_UNDERFULL: usize = NODE_PAYLOAD_BYTES_TARGET / 4;
+
+const _: () = assert!(NODE_PAYLOAD_BYTES_UNDERFULL > 0);
+const _: () = assert!(2 * NODE_PAYLOAD_BYTES_UNDERFULL < NODE_PAYLOAD_BYTES_TARGET);
 
 fn node_is_empty(node: &Node) -> bool {
     match &node.body {
@@ -385,7 +422,6 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
     let node_mut = Arc::make_mut(node);
     node_mut.set_page(None);
     let mut removed = 0;
-    let mut collapse = None;
     match &mut node_mut.body {
         NodeBody::Leaf(entries) => {
             let before = entries.len();
@@ -399,11 +435,12 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
             removed = before - entries.len();
         }
         NodeBody::Branch { keys, children } => {
-            let mut child_index = children.len();
+            // The child after the next one to visit; right to left, so
+            // removing or merging children keeps the indexes ahead valid.
+            let mut child_end = children.len();
             let mut rest = sorted_keys;
-            // Right to left, so removing a child keeps the indexes ahead valid.
-            while child_index > 0 && !rest.is_empty() {
-                child_index -= 1;
+            while child_end > 0 && !rest.is_empty() {
+                let child_index = child_end - 1;
                 let lower = (child_index > 0).then(|| keys[child_index - 1].clone());
                 let split = match &lower {
                     Some(lower) => rest.partition_point(|key| *key < lower.as_ref()),
@@ -412,26 +449,134 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
                 let mine = &rest[split..];
                 rest = &rest[..split];
                 if mine.is_empty() {
+                    child_end = child_index;
                     continue;
                 }
-                removed += remove_from(&mut children[child_index], mine, depth + 1);
+                let removed_here = remove_from(&mut children[child_index], mine, depth + 1);
+                removed += removed_here;
+                if removed_here == 0 {
+                    child_end = child_index;
+                    continue;
+                }
                 if node_is_empty(&children[child_index]) {
                     children.remove(child_index);
                     if !keys.is_empty() {
                         keys.remove(child_index.saturating_sub(1));
                     }
+                    child_end = child_index;
+                    // The neighbours it leaves side by side may merge; the
+                    // left one is visited next, wherever it ends up.
+                    if child_index > 0 && child_index < children.len() {
+                        child_end = rebalance_child(keys, children, child_index - 1) + 1;
+                    }
+                    continue;
                 }
+                // A child merged into its left neighbour is visited again
+                // there, for the keys of `rest` in its range.
+                let merged_index = rebalance_child(keys, children, child_index);
+                child_end = if merged_index < child_index {
+                    merged_index + 1
+                } else {
+                    child_index
+                };
             }
             assert_eq!(keys.len() + 1, children.len().max(1));
-            if children.len() == 1 {
-                collapse = children.pop();
-            }
         }
     }
-    if let Some(only_child) = collapse {
-        *node = only_child;
-    }
     removed
+}
+
+/// Merges `children[child_index]` with its right, then its left neighbours
+/// while [`merge_wanted`], then replaces it by its only child if it is a
+/// branch with one left; returns where it ends up.
+fn rebalance_child(
+    keys: &mut Vec<Arc<[u8]>>,
+    children: &mut Vec<Arc<Node>>,
+    child_index: usize,
+) -> usize {
+    assert_eq!(keys.len() + 1, children.len());
+    let mut index = child_index;
+    // Each merge takes a child away: bounded by the children.
+    while index + 1 < children.len()
+        && merge_wanted(&children[index], &children[index + 1], &keys[index])
+    {
+        merge_with_right(keys, children, index);
+    }
+    while index > 0 && merge_wanted(&children[index - 1], &children[index], &keys[index - 1]) {
+        merge_with_right(keys, children, index - 1);
+        index -= 1;
+    }
+    let only_child = match &children[index].body {
+        NodeBody::Branch {
+            children: grandchildren,
+            ..
+        } if grandchildren.len() == 1 => Some(grandchildren[0].clone()),
+        _ => None,
+    };
+    if let Some(only_child) = only_child {
+        // Its bounds are the branch's: the parent's separators still hold.
+        children[index] = only_child;
+    }
+    index
+}
+
+/// Whether two neighbours (of one parent, `separator` between them) should
+/// be merged: one of them is underfull and together they fit one node.
+fn merge_wanted(left: &Node, right: &Node, separator: &[u8]) -> bool {
+    let (left_len, right_len) = (left.encoded_payload_len(), right.encoded_payload_len());
+    let merged_len = match (&left.body, &right.body) {
+        (NodeBody::Leaf(_), NodeBody::Leaf(_)) => left_len + right_len,
+        // The separator comes down (length u32 and bytes) in front of the
+        // right node's first child page, already counted in its payload.
+        (NodeBody::Branch { .. }, NodeBody::Branch { .. }) => {
+            left_len + right_len + 4 + separator.len()
+        }
+        _ => return false,
+    };
+    let underfull =
+        left_len < NODE_PAYLOAD_BYTES_UNDERFULL || right_len < NODE_PAYLOAD_BYTES_UNDERFULL;
+    underfull && merged_len <= NODE_PAYLOAD_BYTES_TARGET
+}
+
+/// Merges `children[left_index + 1]` into `children[left_index]`, dropping
+/// the separator between them from `keys` (a branch takes it as the key
+/// between the two halves of its children). Only the unique copy of the
+/// left node is changed.
+fn merge_with_right(keys: &mut Vec<Arc<[u8]>>, children: &mut Vec<Arc<Node>>, left_index: usize) {
+    assert!(left_index + 1 < children.len());
+    let separator = keys.remove(left_index);
+    let right = children.remove(left_index + 1);
+    // Moves the entries when nothing else holds the node, copies otherwise.
+    let right_body = Arc::unwrap_or_clone(right).body;
+    let left = Arc::make_mut(&mut children[left_index]);
+    left.set_page(None);
+    match (&mut left.body, right_body) {
+        (NodeBody::Leaf(left_entries), NodeBody::Leaf(right_entries)) => {
+            debug_assert!(match (left_entries.last(), right_entries.first()) {
+                (Some(last), Some(first)) =>
+                    last.key() < separator.as_ref() && separator.as_ref() <= first.key(),
+                _ => true,
+            });
+            left_entries.extend(right_entries);
+        }
+        (
+            NodeBody::Branch {
+                keys: left_keys,
+                children: left_children,
+            },
+            NodeBody::Branch {
+                keys: right_keys,
+                children: right_children,
+            },
+        ) => {
+            left_keys.push(separator);
+            left_keys.extend(right_keys);
+            left_children.extend(right_children);
+            assert_eq!(left_keys.len() + 1, left_children.len());
+        }
+        _ => unreachable!("merge_wanted merges nodes of one kind"),
+    }
+    debug_assert!(left.encoded_payload_len() <= NODE_PAYLOAD_BYTES_TARGET);
 }
 
 fn insert_into(node: &mut Arc<Node>, entry: Entry, depth: usize) -> (Option<Entry>, Option<Split>) {
@@ -619,5 +764,318 @@ mod tests {
                 assert_eq!(children[0].page(), Some(2));
             }
         }
+    }
+    /// Checks the tree under `node` against the separators around it
+    /// (`lower` <= every key < `upper`) and returns its keys in order:
+    /// branches have two children at least and one key fewer, separators
+    /// ascend inside the bounds, leaves below the root are not empty, and
+    /// a clean node has only clean children.
+    fn checked_keys(
+        node: &Node,
+        lower: Option<&[u8]>,
+        upper: Option<&[u8]>,
+        is_root: bool,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let in_bounds = |key: &[u8]| {
+            lower.is_none_or(|lower| lower <= key) && upper.is_none_or(|upper| key < upper)
+        };
+        match &node.body {
+            NodeBody::Leaf(entries) => {
+                assert!(is_root || !entries.is_empty(), "empty leaf below the root");
+                for entry in entries {
+                    assert!(in_bounds(entry.key()), "leaf key outside its separators");
+                    assert!(out.last().is_none_or(|last| last.as_slice() < entry.key()));
+                    out.push(entry.key().to_vec());
+                }
+            }
+            NodeBody::Branch { keys, children } => {
+                assert!(children.len() >= 2, "branch of {} children", children.len());
+                assert_eq!(keys.len() + 1, children.len());
+                assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+                for (index, child) in children.iter().enumerate() {
+                    if node.page().is_some() {
+                        assert!(child.page().is_some(), "dirty child of a clean node");
+                    }
+                    let child_lower = if index == 0 {
+                        lower
+                    } else {
+                        Some(keys[index - 1].as_ref())
+                    };
+                    let child_upper = keys.get(index).map(AsRef::as_ref).or(upper);
+                    if let Some(child_lower) = child_lower {
+                        assert!(in_bounds(child_lower) || Some(child_lower) == lower);
+                    }
+                    checked_keys(child, child_lower, child_upper, false, out);
+                }
+            }
+        }
+    }
+
+    /// Every node of the tree, once per path to it.
+    fn visit(node: &Arc<Node>, each: &mut impl FnMut(&Arc<Node>)) {
+        each(node);
+        if let NodeBody::Branch { children, .. } = &node.body {
+            for child in children {
+                visit(child, each);
+            }
+        }
+    }
+
+    /// What a persist does to the nodes: gives every dirty one a page.
+    fn mark_written(node: &Arc<Node>, next_page: &mut u64) {
+        if node.page().is_some() {
+            return;
+        }
+        if let NodeBody::Branch { children, .. } = &node.body {
+            for child in children {
+                mark_written(child, next_page);
+            }
+        }
+        node.set_page(Some(*next_page));
+        *next_page += 1;
+    }
+
+    /// (node address, page) of every node, to see that none changed.
+    fn pages_of(root: &Arc<Node>) -> Vec<(usize, Option<u64>)> {
+        let mut pages = Vec::new();
+        visit(root, &mut |node| {
+            pages.push((Arc::as_ptr(node) as usize, node.page()))
+        });
+        pages
+    }
+
+    fn leaf_count(root: &Arc<Node>) -> usize {
+        let mut leaves = 0;
+        visit(root, &mut |node| {
+            if matches!(node.body, NodeBody::Leaf(_)) {
+                leaves += 1
+            }
+        });
+        leaves
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound
+        }
+    }
+
+    #[test]
+    fn random_inserts_and_removals_match_a_model_and_keep_old_roots() {
+        use std::collections::BTreeMap;
+        let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut root = Node::empty();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Older roots with what they held and the pages their nodes had.
+        type Snapshot = (
+            Arc<Node>,
+            Vec<(Vec<u8>, Vec<u8>)>,
+            Vec<(usize, Option<u64>)>,
+        );
+        let mut snapshots: Vec<Snapshot> = Vec::new();
+        let mut next_page = 1;
+        let mut merged_leaves_seen = false;
+        for round in 0..120u64 {
+            // Key space and sizes vary by phase: growth, thinning, churn;
+            // long keys make branches merge too, and an occasional value
+            // larger than a page makes multi-page leaves.
+            let key_space = 1 + random.below(20_000);
+            let inserts = match round % 3 {
+                0 => random.below(3000),
+                1 => random.below(50),
+                _ => random.below(500),
+            };
+            for _ in 0..inserts {
+                let number = random.below(key_space);
+                let key = format!("k{number:06}{}", "x".repeat((number % 40) as usize));
+                let value_len = match random.below(200) {
+                    0 => 5000,
+                    draw => draw as usize % 120,
+                };
+                let value = vec![(number % 251) as u8; value_len];
+                insert(&mut root, key.as_bytes(), &value);
+                model.insert(key.into_bytes(), value);
+            }
+            let removal_per_mille = match round % 3 {
+                1 => 900 + random.below(101),
+                _ => random.below(400),
+            };
+            let mut doomed: Vec<Vec<u8>> = model
+                .keys()
+                .filter(|_| random.below(1000) < removal_per_mille)
+                .cloned()
+                .collect();
+            // Some absent keys too: they are skipped and not counted.
+            let absent: Vec<Vec<u8>> = (0..random.below(20))
+                .map(|_| format!("k{:06}absent", random.below(key_space)).into_bytes())
+                .collect();
+            let present = doomed.len();
+            doomed.extend(absent);
+            doomed.sort();
+            doomed.dedup();
+            let leaves_before = leaf_count(&root);
+            let doomed_refs: Vec<&[u8]> = doomed.iter().map(Vec::as_slice).collect();
+            assert_eq!(
+                remove_sorted(&mut root, &doomed_refs),
+                present,
+                "round {round}"
+            );
+            for key in &doomed {
+                model.remove(key);
+            }
+            merged_leaves_seen |= leaf_count(&root) < leaves_before / 2;
+
+            let mut keys = Vec::new();
+            checked_keys(&root, None, None, true, &mut keys);
+            let expected: Vec<Vec<u8>> = model.keys().cloned().collect();
+            assert_eq!(keys, expected, "round {round}");
+            let mut contents = Vec::new();
+            collect(&root, &mut contents);
+            assert!(contents
+                .iter()
+                .zip(&model)
+                .all(|((_, value), (_, expected))| value == expected));
+            for probe in [0, key_space / 3, key_space - 1] {
+                let probe = format!("k{probe:06}");
+                assert_eq!(
+                    super::super::cursor::Cursor::seek(&root, probe.as_bytes())
+                        .current()
+                        .map(|entry| entry.key().to_vec()),
+                    model
+                        .range(probe.into_bytes()..)
+                        .next()
+                        .map(|(key, _)| key.clone())
+                );
+            }
+
+            // Every older root reads what it held, with the pages it had.
+            for (index, (old_root, old_contents, old_pages)) in snapshots.iter().enumerate() {
+                let mut now = Vec::new();
+                collect(old_root, &mut now);
+                assert!(
+                    now == *old_contents,
+                    "snapshot {index} changed in round {round}"
+                );
+                assert!(
+                    pages_of(old_root) == *old_pages,
+                    "snapshot {index} pages changed"
+                );
+            }
+            // Half the rounds persist (nodes get pages) before the next.
+            if round % 2 == 0 {
+                mark_written(&root, &mut next_page);
+            }
+            if round % 10 == 0 {
+                snapshots.push((root.clone(), contents, pages_of(&root)));
+            }
+        }
+        assert!(merged_leaves_seen, "no round merged leaves");
+    }
+
+    #[test]
+    fn thinning_packs_leaves_and_branches() {
+        let key = |number: u32| format!("key{number:06}").into_bytes();
+        let mut root = Node::empty();
+        for number in 0..100_000u32 {
+            insert(&mut root, &key(number), &[7u8; 64]);
+        }
+        let mut next_page = 1;
+        mark_written(&root, &mut next_page);
+        let snapshot = root.clone();
+        let snapshot_pages = pages_of(&snapshot);
+        let leaves_full = leaf_count(&root);
+        // Removes 95% in batches, keeping every 20th key.
+        let doomed: Vec<Vec<u8>> = (0..100_000u32).filter(|n| n % 20 != 0).map(key).collect();
+        for chunk in doomed.chunks(5_000) {
+            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            assert_eq!(remove_sorted(&mut root, &refs), chunk.len());
+        }
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        let expected: Vec<Vec<u8>> = (0..100_000u32).filter(|n| n % 20 == 0).map(key).collect();
+        assert_eq!(keys, expected);
+        assert!(
+            pages_of(&snapshot) == snapshot_pages,
+            "the old root changed"
+        );
+
+        let payload_total: usize = keys.len() * Entry::new(&key(0), &[7u8; 64]).encoded_len();
+        let leaves_needed = payload_total.div_ceil(NODE_PAYLOAD_BYTES_TARGET);
+        let leaves = leaf_count(&root);
+        let mut nodes = 0;
+        visit(&root, &mut |_| nodes += 1);
+        assert!(
+            leaves <= 2 * leaves_needed,
+            "{leaves} leaves for {leaves_needed} pages of entries (of {leaves_full} before)"
+        );
+        // No two neighbours are left that removal would merge.
+        visit(&root, &mut |node| {
+            if let NodeBody::Branch { keys, children } = &node.body {
+                for (index, pair) in children.windows(2).enumerate() {
+                    assert!(!merge_wanted(&pair[0], &pair[1], &keys[index]));
+                }
+            }
+        });
+        assert!(
+            nodes < leaves + leaves / 4 + 2,
+            "{nodes} nodes for {leaves} leaves"
+        );
+    }
+
+    #[test]
+    fn merges_copy_shared_siblings_and_keep_separators() {
+        let leaf = |keys: &[&str]| {
+            Arc::new(Node::new(NodeBody::Leaf(
+                keys.iter()
+                    .map(|key| Entry::new(key.as_bytes(), b"v"))
+                    .collect(),
+            )))
+        };
+        let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
+        let left_leaf = leaf(&["a", "b"]);
+        let middle_leaf = leaf(&["d", "e"]);
+        let right_leaf = leaf(&["g", "h"]);
+        let mut root = Arc::new(Node::new(NodeBody::Branch {
+            // Separators below the smallest keys, as removals leave them.
+            keys: vec![separator("c"), separator("f")],
+            children: vec![left_leaf.clone(), middle_leaf.clone(), right_leaf.clone()],
+        }));
+        let mut next_page = 1;
+        mark_written(&root, &mut next_page);
+        let old_root = root.clone();
+        let old_pages = pages_of(&old_root);
+        assert_eq!(remove_sorted(&mut root, &[b"e"]), 1);
+        // All three fit one leaf: the removal merged them into one root leaf.
+        let NodeBody::Leaf(entries) = &root.body else {
+            panic!("one leaf left")
+        };
+        let keys: Vec<&[u8]> = entries.iter().map(Entry::key).collect();
+        assert_eq!(keys, [b"a", b"b", b"d", b"g", b"h"]);
+        assert!(root.page().is_none());
+        // The shared leaves were copied, not changed.
+        assert!(pages_of(&old_root) == old_pages);
+        for (leaf, expected) in [(&left_leaf, 2), (&middle_leaf, 2), (&right_leaf, 2)] {
+            let NodeBody::Leaf(entries) = &leaf.body else {
+                unreachable!()
+            };
+            assert_eq!(entries.len(), expected);
+            assert!(leaf.page().is_some());
+        }
+        // Inserts after the merge go where the separators said.
+        insert(&mut root, b"c", b"v");
+        insert(&mut root, b"f", b"v");
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        assert_eq!(keys.len(), 7);
     }
 }
