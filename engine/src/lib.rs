@@ -21,8 +21,7 @@ pub mod wal;
 pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
     Event, EventKind, HistoryChunk, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView,
-    Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
-    COMPACTION_STEP_SCAN_FACTOR,
+    Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX, INDEX_SCAN_MAX,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

@@ -173,9 +173,10 @@ fn persisted_snapshot_is_unaffected_by_later_writes() {
     drop(store);
 
     // MVCC reads at the committed revision would hide entries written
-    // later, so look at the raw tree: exactly the snapshot's 500 + 250 puts.
+    // later, so look at the raw tree: exactly the snapshot's 500 + 250 puts,
+    // each with its revision index entry.
     let values = committed_tree_values(&path);
-    assert_eq!(values.len(), 750);
+    assert_eq!(values.len(), 2 * 750);
     assert!(!values.iter().any(|value| value.ends_with(b"later")));
     let reopened = Store::open(&path, StoreOptions::default()).unwrap();
     assert_eq!(reopened.applied_index(), snapshot_index);

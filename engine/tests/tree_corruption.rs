@@ -247,9 +247,9 @@ fn commit_record_of_another_format_version_is_refused() {
         file.read_exact_at(&mut header, 16).unwrap();
         header
     };
-    // Version 2, checksum recomputed as a newer build would write it:
+    // Version 3, checksum recomputed as a newer build would write it:
     // crc32c(salt ++ bytes 0..120).
-    record[8..12].copy_from_slice(&2u32.to_le_bytes());
+    record[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&salt), &record[..120]);
     record[120..124].copy_from_slice(&crc.to_le_bytes());
     file.write_all_at(&record, commit_offset).unwrap();
@@ -257,8 +257,8 @@ fn commit_record_of_another_format_version_is_refused() {
         StoreError::UnsupportedVersion {
             path: at,
             offset,
-            found: 2,
-            expected: 1,
+            found: 3,
+            expected: 2,
         } => assert_eq!((at, offset), (path.clone(), commit_offset + 8)),
         other => panic!("unexpected {other}"),
     }

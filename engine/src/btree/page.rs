@@ -48,8 +48,10 @@
 
 /// Size of every page.
 pub const PAGE_SIZE_BYTES: u64 = 4096;
-/// The only format version this build reads and writes.
-pub const TREE_FORMAT_VERSION: u32 = 1;
+/// The only format version this build reads and writes. 2: the MVCC
+/// layout gained the revision index (`mvcc/key.rs`); a format 1 file is
+/// refused as of another version.
+pub const TREE_FORMAT_VERSION: u32 = 2;
 /// File header magic.
 pub const FILE_MAGIC: [u8; 8] = *b"KEELBTRE";
 /// Commit record magic.
@@ -404,9 +406,15 @@ mod tests {
     fn header_rejects_other_version() {
         let mut page = encode_file_header(1);
         assert_eq!(decode_file_header(&page), Ok(1));
-        page[8] = 2;
-        let crc = crc32c::crc32c(&page[0..24]);
-        page[24..28].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_file_header(&page), Err(HeaderProblem::Version(8, 2)));
+        // Format 1 (before the revision index) and a future one.
+        for other in [1u8, 3] {
+            page[8] = other;
+            let crc = crc32c::crc32c(&page[0..24]);
+            page[24..28].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(
+                decode_file_header(&page),
+                Err(HeaderProblem::Version(8, other as u32))
+            );
+        }
     }
 }

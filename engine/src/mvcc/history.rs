@@ -1,27 +1,36 @@
-//! Watch history: the events of a key range from a start revision, read
-//! from a view's tree, in revision order and in bounded chunks.
+//! Watch history: the events of a key range from a start revision, in
+//! revision order and in bounded chunks, read from a view's tree in one of
+//! two ways.
 //!
-//! The tree orders entries by user key, then revision descending; events
-//! must come out by (main, sub) revision. One pass over the range in key
-//! order visits, per key, its entries from the newest wanted down to
-//! `start_revision` (plus the one just older, which is the event's
-//! `prev_kv`), and offers each event to a [`Collector`]: a max-heap by
-//! revision that keeps only the events of the smallest main revisions
+//! By revision ([`events_by_revision`], for ranges): a walk over the
+//! revision index (`key.rs`) from `start_revision`, as etcd's
+//! `syncWatchers` walks its revisions. Each index entry names its user
+//! key; one in the range costs a seek to its MVCC entry (and one to the
+//! put it superseded, the event's `prev_kv`). The walk stops after
+//! `max_events` events (between main revisions) or after scanning
+//! [`INDEX_SCAN_MAX`] index entries, so a chunk's time is bounded however
+//! little of the history falls in the range; the caller resumes at the
+//! chunk's `next_revision`.
+//!
+//! By key (the rest of this comment; for a single key, whose entries sit
+//! together): the tree orders entries by user key, then revision
+//! descending; events must come out by (main, sub) revision. One pass over
+//! the range in key order visits, per key, its entries from the newest
+//! wanted down to `start_revision` (plus the one just older, which is the
+//! event's `prev_kv`), and offers each event to a [`Collector`]: a max-heap
+//! by revision that keeps only the events of the smallest main revisions
 //! fitting in `max_events`. When the heap grows past that, the events of
 //! its highest main revision go, and that revision becomes a cap: nothing
 //! at or above it is collected any more (for a key whose newest entries are
 //! above the cap the scan seeks straight below it). So memory stays about
 //! `max_events` events however long the range's history, except that a
 //! chunk never splits a main revision: one revision with more events than
-//! `max_events` is returned whole.
-//!
-//! Time is linear in the range's entries between `start_revision` and the
-//! cap (a watcher catching up from far behind pays per chunk for the keys
-//! it scans, as etcd's `syncWatchers` does per batch of revisions).
+//! `max_events` is returned whole. Time is linear in the range's entries
+//! between `start_revision` and the cap.
 
 use super::key::{
-    decode_value, encode_key_with_prefix, past_prefix, prefix_of, revision_of, user_key_of,
-    ValueRecord,
+    decode_index_value, decode_value, encode_key_with_prefix, index_key, index_revision_of,
+    past_prefix, prefix_of, revision_of, user_key_of, ValueRecord,
 };
 use super::key_range::KeyRange;
 use super::revision::Revision;
@@ -35,6 +44,19 @@ use std::collections::BinaryHeap;
 /// Entries of one user key the scan steps over one by one before it
 /// re-seeks past the key instead (a seek costs about a tree descent).
 const KEY_SKIP_ENTRIES_MAX: usize = 8;
+
+/// Most revision index entries one chunk read by revision scans (it stops
+/// at the first main revision boundary after this many).
+pub const INDEX_SCAN_MAX: usize = 64 * 1024;
+
+/// Which walk [`events`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Over the range's keys: for a single key.
+    ByKey,
+    /// Over the revision index: for ranges.
+    ByRevision,
+}
 
 /// A bounded piece of a range's event history.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +75,7 @@ pub(crate) fn events(
     range_end: &[u8],
     start_revision: i64,
     max_events: usize,
+    walk: Option<Walk>,
 ) -> Result<HistoryChunk, MvccError> {
     let after_view = view.revision + 1;
     let nothing = |next_revision| HistoryChunk {
@@ -73,6 +96,19 @@ pub(crate) fn events(
     let Some(key_range) = KeyRange::new(key, range_end) else {
         return Ok(nothing(after_view));
     };
+    let walk = walk.unwrap_or(if range_end.is_empty() {
+        Walk::ByKey
+    } else {
+        Walk::ByRevision
+    });
+    if walk == Walk::ByRevision {
+        return Ok(events_by_revision(
+            view,
+            &key_range,
+            start_revision,
+            max_events,
+        ));
+    }
     let mut collector = Collector::new(max_events);
     let mut cursor = Cursor::seek(&view.root, key_range.start());
     while let Some(first) = cursor.current() {
@@ -91,6 +127,119 @@ pub(crate) fn events(
         );
     }
     Ok(collector.finish(after_view))
+}
+
+/// The walk over the revision index (see the module comment), for a
+/// validated `start_revision` in `[compact_revision, view.revision]`.
+fn events_by_revision(
+    view: &ReadView,
+    key_range: &KeyRange,
+    start_revision: i64,
+    max_events: usize,
+) -> HistoryChunk {
+    let root: &Node = &view.root;
+    let mut events: Vec<Event> = Vec::new();
+    // Events before the current main revision's.
+    let mut before_current = 0;
+    let mut current_main: Option<i64> = None;
+    // The chunk is complete; the walk goes on only to learn whether any
+    // event is left (so that the answer is the same as the walk by key's).
+    let mut full = false;
+    let mut scanned = 0usize;
+    let mut cursor = Cursor::seek(root, &index_key(Revision::new(start_revision, 0)));
+    let after_last = |events: &[Event]| events.last().expect("not empty").kv.mod_revision + 1;
+    let next_revision = loop {
+        let revision = cursor
+            .current()
+            .and_then(|entry| index_revision_of(entry.key()))
+            .filter(|revision| revision.main <= view.revision);
+        if revision.is_none() || revision.map(|revision| revision.main) != current_main {
+            // The current main revision is complete (or there is none).
+            // It overflowed the chunk: it goes whole, unless it is alone.
+            if events.len() > max_events.max(before_current) && before_current > 0 {
+                events.truncate(before_current);
+                break after_last(&events);
+            }
+            let Some(revision) = revision else {
+                break view.revision + 1;
+            };
+            if scanned >= INDEX_SCAN_MAX {
+                break revision.main;
+            }
+            full = !events.is_empty() && events.len() >= max_events;
+            before_current = events.len();
+            current_main = Some(revision.main);
+        }
+        let (revision, entry) = (
+            revision.expect("checked"),
+            cursor.current().expect("checked"),
+        );
+        scanned += 1;
+        let record = decode_index_value(entry.value());
+        if key_range.includes(record.prefix) {
+            if let Some(event) = indexed_event(
+                root,
+                record.prefix,
+                revision,
+                record.tombstone,
+                record.previous_put,
+                view.compact_revision,
+            ) {
+                if full {
+                    break after_last(&events);
+                }
+                events.push(event);
+            }
+        }
+        cursor.next();
+    };
+    HistoryChunk {
+        events,
+        next_revision,
+    }
+}
+
+/// The event of the MVCC entry at `revision` of the user key with
+/// `prefix`, read through the index; `None` if that entry is gone as
+/// superseded at the compaction point (only possible at the point itself,
+/// since walks start at or above it): a tombstone there, or an entry there
+/// with a newer one of its key at the same main revision.
+fn indexed_event(
+    root: &Node,
+    prefix: &[u8],
+    revision: Revision,
+    tombstone: bool,
+    previous_put: Option<Revision>,
+    compact_revision: i64,
+) -> Option<Event> {
+    let at_point = revision.main <= compact_revision;
+    if at_point && tombstone {
+        return None;
+    }
+    let seek = |revision: Revision| -> Option<&Entry> {
+        let tree_key = encode_key_with_prefix(prefix, revision);
+        let entry = Cursor::seek(root, &tree_key).current()?;
+        (entry.key() == tree_key.as_slice()).then_some(entry)
+    };
+    let entry = if at_point {
+        // Only the key's newest entry at the point is kept; its prev is
+        // superseded, so none.
+        let newest = Cursor::seek(
+            root,
+            &encode_key_with_prefix(prefix, Revision::new(revision.main, i64::MAX)),
+        )
+        .current()
+        .filter(|newest| {
+            revision_of(newest.key()) == revision && prefix_of(newest.key()) == prefix
+        })?;
+        return Some(event_of(newest, revision, None));
+    } else {
+        seek(revision).expect("an indexed entry above the compaction point is in the tree")
+    };
+    let previous = previous_put.map(|previous| {
+        seek(previous).expect("the put an entry above the compaction point supersedes is kept")
+    });
+    Some(event_of(entry, revision, previous))
 }
 
 /// Offers `collector` the events of the user key with `prefix` (the cursor

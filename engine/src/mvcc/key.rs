@@ -1,5 +1,12 @@
-//! How MVCC entries and lease records are laid out as B+tree keys and
-//! values: the one place both layouts are written down.
+//! How MVCC entries, the revision index and lease records are laid out as
+//! B+tree keys and values: the one place the layouts are written down.
+//! The tree holds three namespaces, in this order:
+//!
+//! ```text
+//! 0x00 0x00 ...   lease records
+//! 0x00 0x01 ...   the revision index (history by revision)
+//! 0x00 0x02 ...   MVCC entries (from the empty user key's on)
+//! ```
 //!
 //! # MVCC entries
 //!
@@ -9,14 +16,16 @@
 //!
 //! ```text
 //! escape(user key)          every 0x00 byte written as 0x00 0xFF
-//! 0x00 0x01                 terminator (sorts below any continuation)
+//! 0x00 0x02                 terminator (sorts below any continuation)
 //! !main  u64 big-endian     u64::MAX - main
 //! !sub   u64 big-endian     u64::MAX - sub
 //! ```
 //!
 //! The escaped key plus terminator is prefix-free: no key's prefix is a
 //! proper prefix of another's, so comparing whole tree keys against an
-//! encoded bound compares the user keys.
+//! encoded bound compares the user keys. An MVCC tree key starts with
+//! 0x00 only as 0x00 0xFF (a user key starting with 0x00) or 0x00 0x02
+//! (the empty user key), so the other namespaces never meet one.
 //!
 //! Tree value (little-endian):
 //!
@@ -24,6 +33,23 @@
 //! put:        0x01, create_revision i64, version i64, lease i64, value bytes
 //! tombstone:  0x02
 //! ```
+//!
+//! # The revision index
+//!
+//! One entry per MVCC entry, keyed by its revision ascending, so history
+//! can be read in revision order (watch replay) and compaction can find
+//! what a revision superseded without walking the keys (`compact.rs`):
+//!
+//! ```text
+//! tree key:   0x00 0x01, main u64 big-endian, sub u64 big-endian (18 bytes)
+//! tree value: kind u8 (0x01 put, 0x02 tombstone, as the MVCC value tag),
+//!             previous put's main u64 BE, its sub u64 BE (0, 0 = none),
+//!             then the user key's MVCC prefix (escaped key + terminator)
+//! ```
+//!
+//! The previous put is the key's newest entry when the revision was
+//! written, if that was a put: the entry this revision supersedes. (A
+//! tombstone supersedes itself once compacted, so it is never named.)
 //!
 //! # Lease records
 //!
@@ -35,18 +61,16 @@
 //! tree value: version u8 (1), ttl_seconds i64 little-endian (9 bytes)
 //! ```
 //!
-//! No MVCC tree key starts with 0x00 0x00 (an escaped user key has 0x00
-//! only before 0xFF, and the terminator is 0x00 0x01), so every lease key
-//! sorts before [`MVCC_KEYS_START`], the smallest MVCC key prefix (that of
-//! the empty user key). MVCC scans seek to a `key_prefix`, which is
-//! `>= MVCC_KEYS_START`, and whole-tree walks over MVCC entries start at
-//! `MVCC_KEYS_START`: neither ever meets a lease record.
+//! MVCC scans seek to a `key_prefix`, which is `>= MVCC_KEYS_START`, and
+//! whole-tree walks over MVCC entries start at `MVCC_KEYS_START`: neither
+//! ever meets a lease record or an index entry. The layout is format 2 of
+//! the tree file (format 1 had no index and terminator 0x00 0x01).
 
 use super::revision::Revision;
 
 /// Bytes of the revision suffix of a tree key.
 pub const REVISION_SUFFIX_BYTES: usize = 16;
-const TERMINATOR: [u8; 2] = [0x00, 0x01];
+const TERMINATOR: [u8; 2] = [0x00, 0x02];
 const ESCAPE: u8 = 0xFF;
 const VALUE_TAG_PUT: u8 = 0x01;
 const VALUE_TAG_TOMBSTONE: u8 = 0x02;
@@ -56,6 +80,12 @@ pub const PUT_HEADER_BYTES: usize = 25;
 pub const MVCC_KEYS_START: [u8; 2] = TERMINATOR;
 /// The first bytes of every lease tree key.
 const LEASE_KEY_TAG: [u8; 2] = [0x00, 0x00];
+/// The first bytes of every revision index tree key.
+const INDEX_KEY_TAG: [u8; 2] = [0x00, 0x01];
+/// Bytes of a revision index tree key: the tag and the revision.
+pub const INDEX_KEY_BYTES: usize = INDEX_KEY_TAG.len() + 16;
+/// Bytes of a revision index value before the user key's prefix.
+const INDEX_VALUE_HEADER_BYTES: usize = 17;
 /// Bytes of a lease tree key: the tag and the id.
 pub const LEASE_KEY_BYTES: usize = LEASE_KEY_TAG.len() + 8;
 /// The only lease record version this build reads and writes.
@@ -63,7 +93,9 @@ const LEASE_VALUE_VERSION: u8 = 1;
 /// Bytes of a lease tree value: the version and the TTL.
 pub const LEASE_VALUE_BYTES: usize = 1 + 8;
 
-const _: () = assert!(LEASE_KEY_TAG[0] == 0x00 && LEASE_KEY_TAG[1] < TERMINATOR[1]);
+const _: () = assert!(LEASE_KEY_TAG[0] == 0x00 && INDEX_KEY_TAG[0] == 0x00);
+const _: () = assert!(LEASE_KEY_TAG[1] < INDEX_KEY_TAG[1] && INDEX_KEY_TAG[1] < TERMINATOR[1]);
+const _: () = assert!(ESCAPE != INDEX_KEY_TAG[1]);
 const _: () = assert!(ESCAPE != LEASE_KEY_TAG[1] && ESCAPE != TERMINATOR[1]);
 
 /// The encoded user key with its terminator: the prefix of all its entries.
@@ -80,6 +112,7 @@ pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
 }
 
 /// The tree key of `user_key` at `revision`.
+#[cfg(test)]
 pub fn encode_key(user_key: &[u8], revision: Revision) -> Vec<u8> {
     let mut out = key_prefix(user_key);
     push_revision_suffix(&mut out, revision);
@@ -191,6 +224,79 @@ pub fn decode_value(bytes: &[u8]) -> ValueRecord<'_> {
         }
         Some(&VALUE_TAG_TOMBSTONE) => ValueRecord::Tombstone,
         other => panic!("unknown mvcc value tag {other:?}"),
+    }
+}
+
+/// The revision index tree key of `revision`.
+pub fn index_key(revision: Revision) -> [u8; INDEX_KEY_BYTES] {
+    assert!(revision.main >= 0 && revision.sub >= 0, "negative revision");
+    let mut out = [0u8; INDEX_KEY_BYTES];
+    out[..INDEX_KEY_TAG.len()].copy_from_slice(&INDEX_KEY_TAG);
+    out[2..10].copy_from_slice(&(revision.main as u64).to_be_bytes());
+    out[10..18].copy_from_slice(&(revision.sub as u64).to_be_bytes());
+    out
+}
+
+/// The first revision index tree key (every index key is >= it).
+pub fn index_keys_start() -> &'static [u8] {
+    &INDEX_KEY_TAG
+}
+
+/// The revision of a revision index tree key; `None` if `tree_key` is not
+/// one (the walk over the index has ended).
+pub fn index_revision_of(tree_key: &[u8]) -> Option<Revision> {
+    if tree_key.len() != INDEX_KEY_BYTES || !tree_key.starts_with(&INDEX_KEY_TAG) {
+        return None;
+    }
+    let field = |at: usize| u64::from_be_bytes(tree_key[at..at + 8].try_into().expect("8")) as i64;
+    Some(Revision::new(field(2), field(10)))
+}
+
+/// A decoded revision index value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexRecord<'a> {
+    /// The indexed entry is a tombstone (else a put).
+    pub tombstone: bool,
+    /// The put the indexed entry supersedes, if any.
+    pub previous_put: Option<Revision>,
+    /// The MVCC prefix of the user key ([`key_prefix`]).
+    pub prefix: &'a [u8],
+}
+
+/// Encodes a revision index value.
+pub fn encode_index_value(record: &IndexRecord) -> Vec<u8> {
+    let previous = record.previous_put.unwrap_or(Revision::new(0, 0));
+    assert!(previous.main >= 0 && previous.sub >= 0, "negative revision");
+    let mut out = Vec::with_capacity(INDEX_VALUE_HEADER_BYTES + record.prefix.len());
+    out.push(if record.tombstone {
+        VALUE_TAG_TOMBSTONE
+    } else {
+        VALUE_TAG_PUT
+    });
+    out.extend_from_slice(&(previous.main as u64).to_be_bytes());
+    out.extend_from_slice(&(previous.sub as u64).to_be_bytes());
+    out.extend_from_slice(record.prefix);
+    out
+}
+
+/// Decodes a revision index value. As [`decode_value`]: checksums guard
+/// the bytes, so a short value or an unknown kind is a bug.
+pub fn decode_index_value(bytes: &[u8]) -> IndexRecord<'_> {
+    assert!(
+        bytes.len() >= INDEX_VALUE_HEADER_BYTES + TERMINATOR.len(),
+        "short revision index value"
+    );
+    let tombstone = match bytes[0] {
+        VALUE_TAG_PUT => false,
+        VALUE_TAG_TOMBSTONE => true,
+        other => panic!("unknown revision index kind {other}"),
+    };
+    let field = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8")) as i64;
+    let previous = Revision::new(field(1), field(9));
+    IndexRecord {
+        tombstone,
+        previous_put: (previous != Revision::new(0, 0)).then_some(previous),
+        prefix: &bytes[INDEX_VALUE_HEADER_BYTES..],
     }
 }
 
@@ -330,8 +436,47 @@ mod tests {
             }
         }
         assert_eq!(key_prefix(b""), MVCC_KEYS_START);
+        let index = [
+            index_key(Revision::new(0, 0)),
+            index_key(Revision::new(1, 5)),
+            index_key(Revision::new(2, 0)),
+            index_key(Revision::new(i64::MAX, i64::MAX)),
+        ];
+        assert!(index.windows(2).all(|pair| pair[0] < pair[1]));
+        for entry in &index {
+            assert!(index_keys_start() <= entry.as_slice());
+            assert!(!is_lease_key(entry));
+            assert!(leases
+                .iter()
+                .all(|lease| lease.as_slice() < entry.as_slice()));
+            assert!(smallest_mvcc
+                .iter()
+                .all(|mvcc| entry.as_slice() < mvcc.as_slice()));
+            assert!(entry.as_slice() < MVCC_KEYS_START.as_slice());
+        }
+        for mvcc in &smallest_mvcc {
+            assert_eq!(index_revision_of(mvcc), None);
+        }
         for id in [0, 1, 42, i64::MAX, -7] {
             assert_eq!(lease_id_of(&lease_key(id)), id);
+        }
+    }
+
+    #[test]
+    fn index_roundtrip() {
+        let key = index_key(Revision::new(300, 2));
+        assert_eq!(index_revision_of(&key), Some(Revision::new(300, 2)));
+        assert_eq!(index_revision_of(&lease_key(5)), None);
+        let prefix = key_prefix(b"a\x00b");
+        for previous_put in [None, Some(Revision::new(7, 0)), Some(Revision::new(0, 3))] {
+            for tombstone in [false, true] {
+                let record = IndexRecord {
+                    tombstone,
+                    previous_put,
+                    prefix: &prefix,
+                };
+                assert_eq!(decode_index_value(&encode_index_value(&record)), record);
+            }
         }
     }
 

@@ -60,6 +60,12 @@ impl KeyRange {
         }
     }
 
+    /// Whether the key of encoded `prefix`, wherever it sorts, is in the
+    /// range (a walk over the revision index meets keys in any order).
+    pub(crate) fn includes(&self, prefix: &[u8]) -> bool {
+        prefix >= self.start.as_slice() && self.contains(prefix)
+    }
+
     /// Whether the key of encoded `prefix` (at or after [`KeyRange::start`]
     /// in a scan) is still inside the range.
     pub(crate) fn contains(&self, prefix: &[u8]) -> bool {

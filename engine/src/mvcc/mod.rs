@@ -34,8 +34,8 @@ mod store;
 mod txn;
 mod view;
 
-pub use compact::{COMPACTION_BATCH_KEYS_MAX, COMPACTION_STEP_SCAN_FACTOR};
-pub use history::HistoryChunk;
+pub use compact::COMPACTION_BATCH_KEYS_MAX;
+pub use history::{HistoryChunk, INDEX_SCAN_MAX};
 pub use lease::LeaseRecord;
 pub use revision::Revision;
 pub use store::{Store, StoreOptions, StoreReader};

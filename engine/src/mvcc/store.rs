@@ -9,6 +9,7 @@
 
 use super::lease::LeaseRecord;
 use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
+use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
 use crate::btree::{CommitMeta, Node, TreeFile};
@@ -76,11 +77,11 @@ pub struct Store {
     pub(crate) root: Arc<Node>,
     pub(crate) revision: i64,
     pub(crate) compact_revision: i64,
-    /// Where the pending physical removal of entries superseded at
-    /// `compact_revision` resumes (`compact.rs`); `None` when none is
-    /// pending. Not persisted: after a reopen the leftovers wait for the
-    /// next compaction (or are copied along by a defrag).
-    pub(crate) compaction_resume: Option<Vec<u8>>,
+    /// The revision index entry where the pending physical removal of
+    /// entries superseded at `compact_revision` resumes (`compact.rs`);
+    /// `None` when none is pending. Not persisted: the index itself shows
+    /// at open whether a removal was cut short.
+    pub(crate) compaction_resume: Option<Revision>,
     pub(crate) applied_index: u64,
     persisted_index: u64,
     persisted_revision: i64,
@@ -162,6 +163,7 @@ impl Store {
         let persister = Persister::spawn(tree_file)?;
         let meta = recovered.meta;
         let revision = meta.revision.max(FRESH_STORE_REVISION);
+        let recovered_root = recovered.root.clone();
         let view = ReadView {
             root: recovered.root.clone(),
             revision,
@@ -179,7 +181,10 @@ impl Store {
             root: recovered.root,
             revision,
             compact_revision: meta.compact_revision,
-            compaction_resume: None,
+            compaction_resume: super::compact::pending_at_open(
+                &recovered_root,
+                meta.compact_revision,
+            ),
             applied_index: meta.applied_index,
             persisted_index: meta.applied_index,
             persisted_revision: meta.revision,

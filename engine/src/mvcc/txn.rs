@@ -5,10 +5,14 @@
 //! changes share one main revision (the store's revision + 1), with sub
 //! revisions counting up from 0; reads inside it see its own writes.
 
-use super::key::{encode_key, encode_put, encode_tombstone};
+use super::key::{decode_value, ValueRecord};
+use super::key::{
+    encode_index_value, encode_key_with_prefix, encode_put, encode_tombstone, index_key,
+    key_prefix, prefix_of, revision_of, IndexRecord,
+};
 use super::revision::Revision;
 use super::store::Store;
-use super::view::{get, range, scan, ScanOrder};
+use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
 use crate::btree::insert;
 use crate::error::MvccError;
@@ -45,7 +49,7 @@ impl<'a> WriteBatch<'a> {
     /// `compact.rs`). Errors, changing nothing: [`MvccError::Compacted`] if
     /// `revision` is at or below the current compaction point,
     /// [`MvccError::FutureRevision`] if it is above the current revision.
-    /// Returns the number of tree entries removed. The revision does not
+    /// Returns the number of MVCC entries removed. The revision does not
     /// change; the new point is published with [`WriteBatch::commit`].
     pub fn compact(&mut self, revision: i64) -> Result<u64, MvccError> {
         super::compact::compact(self.store, revision)
@@ -61,15 +65,16 @@ impl<'a> WriteBatch<'a> {
         super::compact::compact_start(self.store, revision)
     }
 
-    /// Removes at most about `max_keys` of the entries superseded at the
-    /// compaction point (whole user keys: one key with more entries goes
-    /// whole), from where the last step stopped. True while more remains
+    /// Handles at most `max_revisions` revisions of the pending removal of
+    /// entries superseded at the compaction point, in revision order from
+    /// where the last step stopped (each revision removes at most two MVCC
+    /// entries and its index entry). True while more remains
     /// ([`Store::compaction_pending`]); false, doing nothing, when no
     /// removal is pending. Batches of writes may come between steps.
     ///
     /// [`Store::compaction_pending`]: super::Store::compaction_pending
-    pub fn compact_step(&mut self, max_keys: usize) -> bool {
-        super::compact::compact_step(self.store, max_keys)
+    pub fn compact_step(&mut self, max_revisions: usize) -> bool {
+        super::compact::compact_step(self.store, max_revisions)
     }
 
     /// Grants lease `id` with `ttl_seconds`, or replaces its TTL (see
@@ -142,25 +147,56 @@ impl Txn<'_> {
         revision
     }
 
-    fn write(&mut self, tree_key: &[u8], tree_value: &[u8]) {
-        let replaced = insert(&mut self.store.root, tree_key, tree_value);
+    /// Writes the MVCC entry of the user key with MVCC `prefix` at
+    /// `revision`, and its revision index entry naming the put it
+    /// supersedes (`key.rs`).
+    fn write(
+        &mut self,
+        prefix: &[u8],
+        revision: Revision,
+        tree_value: &[u8],
+        tombstone: bool,
+        previous_put: Option<Revision>,
+    ) {
+        let tree_key = encode_key_with_prefix(prefix, revision);
+        let replaced = insert(&mut self.store.root, &tree_key, tree_value);
         assert!(replaced.is_none(), "revision written twice");
+        let index_key = index_key(revision);
+        let index_value = encode_index_value(&IndexRecord {
+            tombstone,
+            previous_put,
+            prefix,
+        });
+        let replaced = insert(&mut self.store.root, &index_key, &index_value);
+        assert!(replaced.is_none(), "revision indexed twice");
         self.store.ops_since_persist += 1;
-        self.store.dirty_bytes_since_persist += (tree_key.len() + tree_value.len()) as u64;
+        self.store.dirty_bytes_since_persist +=
+            (tree_key.len() + tree_value.len() + index_key.len() + index_value.len()) as u64;
     }
 
     /// Puts `key`; returns the previous kv. Version increments;
     /// create_revision is kept, and reset after a delete.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
-        let previous = get(&self.store.root, key, self.main);
+        let prefix = key_prefix(key);
+        let newest = newest_at(
+            &self.store.root,
+            &encode_key_with_prefix(&prefix, Revision::new(self.main, i64::MAX)),
+        );
+        let (previous_put, previous) = match newest {
+            Some((revision, Some(kv))) => (Some(revision), Some(kv)),
+            _ => (None, None),
+        };
         let revision = self.next_revision();
         let (create_revision, version) = match &previous {
             Some(previous) => (previous.create_revision, previous.version + 1),
             None => (revision.main, 1),
         };
         self.write(
-            &encode_key(key, revision),
+            &prefix,
+            revision,
             &encode_put(create_revision, version, lease, value),
+            false,
+            previous_put,
         );
         self.events.push(Event {
             kind: EventKind::Put,
@@ -185,10 +221,24 @@ impl Txn<'_> {
             range_end,
             ..RangeOptions::default()
         };
-        let deleted = scan(&self.store.root, &options, self.main).kvs;
-        for previous in &deleted {
+        let mut live = Vec::new();
+        scan_visible(&self.store.root, &options, self.main, |entry| {
+            if matches!(decode_value(entry.value()), ValueRecord::Put { .. }) {
+                let prefix = prefix_of(entry.key()).to_vec();
+                live.push((prefix, revision_of(entry.key()), key_value_of(entry, false)));
+            }
+            true
+        });
+        let mut deleted = Vec::with_capacity(live.len());
+        for (prefix, previous_revision, previous) in live {
             let revision = self.next_revision();
-            self.write(&encode_key(&previous.key, revision), &encode_tombstone());
+            self.write(
+                &prefix,
+                revision,
+                &encode_tombstone(),
+                true,
+                Some(previous_revision),
+            );
             self.events.push(Event {
                 kind: EventKind::Delete,
                 kv: KeyValue {
@@ -198,6 +248,7 @@ impl Txn<'_> {
                 },
                 prev_kv: Some(previous.clone()),
             });
+            deleted.push(previous);
         }
         deleted
     }

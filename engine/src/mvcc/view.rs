@@ -4,7 +4,7 @@
 //! and writing it out as a tree file (`btree/copy.rs`).
 
 use super::history::HistoryChunk;
-use super::key::{decode_value, encode_key, prefix_of, revision_of, user_key_of, ValueRecord};
+use super::key::{decode_value, prefix_of, revision_of, user_key_of, ValueRecord};
 use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
@@ -60,6 +60,12 @@ impl ReadView {
     /// revision + 1": nothing yet. Errors with [`MvccError::Compacted`] if
     /// `start_revision` is below the compaction point. Memory is about
     /// `max_events` events, not the range's history (`history.rs`).
+    ///
+    /// A single key's history is read by walking its entries; a range's by
+    /// walking the revision index, which also ends a chunk after
+    /// [`INDEX_SCAN_MAX`](super::INDEX_SCAN_MAX) index entries, possibly
+    /// with no events, so a caller must resume at `next_revision` until it
+    /// passes this view's revision.
     pub fn events(
         &self,
         key: &[u8],
@@ -67,7 +73,47 @@ impl ReadView {
         start_revision: i64,
         max_events: usize,
     ) -> Result<HistoryChunk, MvccError> {
-        super::history::events(self, key, range_end, start_revision, max_events)
+        super::history::events(self, key, range_end, start_revision, max_events, None)
+    }
+
+    /// [`ReadView::events`] through the revision index whatever the range
+    /// (tests compare the two walks).
+    pub fn events_by_revision(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        start_revision: i64,
+        max_events: usize,
+    ) -> Result<HistoryChunk, MvccError> {
+        use super::history::Walk;
+        super::history::events(
+            self,
+            key,
+            range_end,
+            start_revision,
+            max_events,
+            Some(Walk::ByRevision),
+        )
+    }
+
+    /// [`ReadView::events`] by walking the range's keys whatever the range
+    /// (tests compare the two walks).
+    pub fn events_by_key(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        start_revision: i64,
+        max_events: usize,
+    ) -> Result<HistoryChunk, MvccError> {
+        use super::history::Walk;
+        super::history::events(
+            self,
+            key,
+            range_end,
+            start_revision,
+            max_events,
+            Some(Walk::ByKey),
+        )
     }
 
     /// etcd's HashKV: crc32c over every MVCC tree entry (key bytes, then
@@ -251,8 +297,22 @@ impl<'o> Collector<'o> {
 /// validating it; `revision` in the result is `read_revision`.
 pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> RangeResult {
     let mut collector = Collector::new(options, read_revision);
+    scan_visible(root, options, read_revision, |entry| collector.offer(entry));
+    collector.finish()
+}
+
+/// Offers `visit` the entry visible at `read_revision` (a put or a
+/// tombstone) of each user key of `[key, range_end)` (etcd's range rules;
+/// the other options are `visit`'s business), in key order, until it
+/// returns false.
+pub(crate) fn scan_visible(
+    root: &Node,
+    options: &RangeOptions,
+    read_revision: i64,
+    mut visit: impl FnMut(&Entry) -> bool,
+) {
     let Some(key_range) = KeyRange::new(options.key, options.range_end) else {
-        return collector.finish();
+        return;
     };
     let mut cursor = Cursor::seek(root, key_range.start());
     while let Some(first) = cursor.current() {
@@ -273,12 +333,11 @@ pub(crate) fn scan(root: &Node, options: &RangeOptions, read_revision: i64) -> R
             cursor.next();
         }
         if let Some(entry) = visible {
-            if !collector.offer(entry) {
+            if !visit(entry) {
                 break;
             }
         }
     }
-    collector.finish()
 }
 
 /// [`scan`] from the last key of the range down to its first.
@@ -319,18 +378,20 @@ fn scan_descending(root: &Node, options: &RangeOptions, read_revision: i64) -> R
     collector.finish()
 }
 
-/// The live value of `user_key` at `read_revision`, if any.
-pub(crate) fn get(root: &Node, user_key: &[u8], read_revision: i64) -> Option<KeyValue> {
-    let seek_key = encode_key(user_key, Revision::new(read_revision, i64::MAX));
-    let cursor = Cursor::seek(root, &seek_key);
+/// The newest entry at or below `seek_key`'s main revision of the user key
+/// whose MVCC prefix `seek_key` has (seek keys carry sub `i64::MAX`), if
+/// any: its revision, and its kv if it is a put.
+pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<(Revision, Option<KeyValue>)> {
+    let cursor = Cursor::seek(root, seek_key);
     let entry = cursor.current()?;
-    if prefix_of(entry.key()) != prefix_of(&seek_key) {
+    if prefix_of(entry.key()) != prefix_of(seek_key) {
         return None;
     }
-    debug_assert!(revision_of(entry.key()).main <= read_revision);
+    let revision = revision_of(entry.key());
+    debug_assert!(revision <= revision_of(seek_key));
     match decode_value(entry.value()) {
-        ValueRecord::Tombstone => None,
-        ValueRecord::Put { .. } => Some(key_value_of(entry, false)),
+        ValueRecord::Tombstone => Some((revision, None)),
+        ValueRecord::Put { .. } => Some((revision, Some(key_value_of(entry, false)))),
     }
 }
 

@@ -14,10 +14,12 @@ pub const BACKEND_PERSIST_OPS_MAX: u64 = 100_000;
 /// Time between backend persists, at most, once anything changed.
 pub const BACKEND_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Superseded entries a compaction removes per ready cycle, at most (a
-/// step also stops after scanning a bounded multiple of this), so the
-/// raft core never stalls for a whole compaction pass.
-pub const COMPACTION_STEP_KEYS_MAX: usize = 10_000;
+/// Revisions a compaction handles per ready cycle, at most (each removes
+/// at most the put it superseded, itself if a tombstone, and its revision
+/// index entry), so the raft core never stalls for a whole compaction. A
+/// removal cut short by a restart resumes by itself: the store reopens
+/// with it pending.
+pub const COMPACTION_STEP_REVISIONS_MAX: usize = 10_000;
 
 impl RaftCore {
     /// One bounded step of a pending compaction's removal, published at
@@ -26,7 +28,7 @@ impl RaftCore {
     pub(super) async fn compaction_step(&mut self, replies: &[ConnectedSender<FromRaft>]) {
         if self.store.compaction_pending() {
             let mut batch = self.store.write_batch();
-            batch.compact_step(COMPACTION_STEP_KEYS_MAX);
+            batch.compact_step(COMPACTION_STEP_REVISIONS_MAX);
             batch.commit(self.applied_index);
         }
         if self.store.compaction_pending() || self.physical_compaction_waiters.is_empty() {
