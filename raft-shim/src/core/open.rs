@@ -12,8 +12,17 @@ pub enum OpenError {
     Store(keel_engine::StoreError),
     Wal(keel_engine::WalError),
     Record(wal_codec::CodecError),
-    /// The WAL's oldest entry is newer than what the store has applied.
+    /// The backend is behind the WAL: the tree file's last valid commit is
+    /// at `applied_index`, but the WAL's oldest entry is `first_wal_index`,
+    /// past it (segments before it were released once a later backend
+    /// state was persisted), so the WAL cannot bring the backend up to
+    /// date: the tree file was cut back to an earlier commit or replaced by
+    /// an older copy (or WAL segments it still needs were removed).
     WalGap {
+        /// The backend's tree file (`member/snap/db`).
+        tree_path: PathBuf,
+        /// The WAL directory.
+        wal_dir: PathBuf,
         first_wal_index: u64,
         applied_index: u64,
     },
@@ -23,13 +32,27 @@ pub enum OpenError {
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OpenError::CreateDir { path, error } => write!(f, "cannot create {}: {error}", path.display()),
+            OpenError::CreateDir { path, error } => {
+                write!(f, "cannot create {}: {error}", path.display())
+            }
             OpenError::Store(error) => write!(f, "backend: {error}"),
             OpenError::Wal(error) => write!(f, "wal: {error}"),
             OpenError::Record(error) => write!(f, "wal: {error}"),
-            OpenError::WalGap { first_wal_index, applied_index } => write!(
+            OpenError::WalGap {
+                tree_path,
+                wal_dir,
+                first_wal_index,
+                applied_index,
+            } => write!(
                 f,
-                "wal: oldest entry {first_wal_index} is past the backend's applied index {applied_index}; entries are missing"
+                "backend {} is behind the wal: its last valid commit is at applied index \
+                 {applied_index}, but the wal in {} starts at index {first_wal_index} (the \
+                 segments before it were released after a later backend state was persisted), \
+                 so the wal cannot bring it up to date; the tree file was truncated to an \
+                 earlier commit or replaced by an older copy (or wal segments it needs were \
+                 removed): restore the tree file that goes with this wal",
+                tree_path.display(),
+                wal_dir.display()
             ),
             OpenError::Raft(error) => write!(f, "raft: {error}"),
         }
@@ -68,8 +91,8 @@ impl RaftCore {
                 error,
             })?;
         }
-        let store =
-            Store::open(&snap_dir.join("db"), backend_options()).map_err(OpenError::Store)?;
+        let tree_path = snap_dir.join("db");
+        let store = Store::open(&tree_path, backend_options()).map_err(OpenError::Store)?;
         let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
         let applied_index = store.applied_index();
 
@@ -108,6 +131,8 @@ impl RaftCore {
                 // backend had persisted past them: start the log at it.
                 if first_index > applied_index {
                     return Err(OpenError::WalGap {
+                        tree_path,
+                        wal_dir,
                         first_wal_index: first_index,
                         applied_index,
                     });
