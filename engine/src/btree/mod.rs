@@ -34,5 +34,5 @@ pub use copy::{
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use node::{insert, remove_sorted, Entry, Node, NodeBody};
+pub use node::{insert, insert_entry, remove_sorted, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;

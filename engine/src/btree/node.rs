@@ -49,11 +49,32 @@ impl Entry {
             "value of {} bytes",
             value.len()
         );
-        let mut bytes = Vec::with_capacity(key.len() + value.len());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(value);
+        Entry::from_parts(key, &[value])
+    }
+
+    /// Builds an entry whose value is `value_parts` one after the other,
+    /// in one allocation (no intermediate buffer).
+    pub fn from_parts(key: &[u8], value_parts: &[&[u8]]) -> Entry {
+        let value_len: usize = value_parts.iter().map(|part| part.len()).sum();
+        assert!(key.len() <= KEY_BYTES_MAX, "key of {} bytes", key.len());
+        assert!(value_len <= VALUE_BYTES_MAX, "value of {value_len} bytes");
+        let mut bytes = Arc::<[u8]>::new_uninit_slice(key.len() + value_len);
+        let slots = Arc::get_mut(&mut bytes).expect("a fresh Arc is unique");
+        let mut at = 0;
+        for part in std::iter::once(&key).chain(value_parts) {
+            let end = at + part.len();
+            for (slot, &byte) in slots[at..end].iter_mut().zip(part.iter()) {
+                slot.write(byte);
+            }
+            at = end;
+        }
+        assert_eq!(at, slots.len(), "every byte written");
+        // SAFETY: the loop above wrote every one of the slice's
+        // `key.len() + value_len` bytes (checked just above), so the whole
+        // slice is initialized.
+        let bytes = unsafe { bytes.assume_init() };
         Entry {
-            bytes: bytes.into(),
+            bytes,
             key_len: key.len() as u32,
         }
     }
@@ -330,7 +351,11 @@ pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, Pa
 /// from `root`, so a clone of any root (a read view, a persist in flight)
 /// never sees a change, and its pages are never cleared from here.
 pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
-    let entry = Entry::new(key, value);
+    insert_entry(root, Entry::new(key, value))
+}
+
+/// [`insert`] of a built entry.
+pub fn insert_entry(root: &mut Arc<Node>, entry: Entry) -> Option<Entry> {
     let (replaced, split) = insert_into(root, entry, 0);
     if let Some((separator, right)) = split {
         let left = std::mem::replace(root, Node::empty());

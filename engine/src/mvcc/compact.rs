@@ -49,8 +49,8 @@
 //! a defrag.
 
 use super::key::{
-    decode_index_value, encode_key_with_prefix, index_key, index_keys_start, index_revision_of,
-    MVCC_KEYS_START,
+    decode_index_value, index_key, index_keys_start, index_revision_of, push_revision_suffix,
+    INDEX_KEY_BYTES, MVCC_KEYS_START,
 };
 use super::revision::Revision;
 use super::store::Store;
@@ -118,8 +118,17 @@ fn step(store: &mut Store, max_entries: usize) -> u64 {
         .take()
         .expect("a step runs only while removal is pending");
     let point = store.compact_revision;
-    let mut index_doomed: Vec<Vec<u8>> = Vec::new();
-    let mut mvcc_doomed: Vec<Vec<u8>> = Vec::new();
+    // Fixed-size index keys and one buffer for the MVCC keys: no
+    // allocation per doomed key.
+    let mut index_doomed: Vec<[u8; INDEX_KEY_BYTES]> = Vec::new();
+    let mut mvcc_bytes: Vec<u8> = Vec::new();
+    let mut mvcc_spans: Vec<(usize, usize)> = Vec::new();
+    let mut doom_mvcc = |prefix: &[u8], revision: Revision| {
+        let start = mvcc_bytes.len();
+        mvcc_bytes.extend_from_slice(prefix);
+        push_revision_suffix(&mut mvcc_bytes, revision);
+        mvcc_spans.push((start, mvcc_bytes.len()));
+    };
     let mut handled = 0usize;
     let mut cursor = Cursor::seek(&store.root, &index_key(resume_from));
     while let Some(entry) = cursor.current() {
@@ -136,13 +145,13 @@ fn step(store: &mut Store, max_entries: usize) -> u64 {
         handled += 1;
         let record = decode_index_value(entry.value());
         if let Some(previous) = record.previous_put {
-            mvcc_doomed.push(encode_key_with_prefix(record.prefix, previous));
+            doom_mvcc(record.prefix, previous);
         }
         if record.tombstone {
-            mvcc_doomed.push(encode_key_with_prefix(record.prefix, revision));
+            doom_mvcc(record.prefix, revision);
         }
         if revision.main < point {
-            index_doomed.push(entry.key().to_vec());
+            index_doomed.push(entry.key().try_into().expect("an index key"));
         }
         cursor.next();
     }
@@ -151,19 +160,23 @@ fn step(store: &mut Store, max_entries: usize) -> u64 {
     // never both name it (a put after a tombstone names no previous put),
     // but an entry handled twice (at an old point) may name one already
     // gone, so presence is counted rather than assumed.
+    let mut mvcc_doomed: Vec<&[u8]> = mvcc_spans
+        .iter()
+        .map(|&(start, end)| &mvcc_bytes[start..end])
+        .collect();
     mvcc_doomed.sort_unstable();
     mvcc_doomed.dedup();
-    debug_assert!(index_doomed
-        .last()
-        .is_none_or(|last| last.as_slice() < MVCC_KEYS_START.as_slice()));
     let index_count = index_doomed.len();
-    let mut doomed = index_doomed;
+    let mut doomed: Vec<&[u8]> = Vec::with_capacity(index_count + mvcc_doomed.len());
+    doomed.extend(index_doomed.iter().map(|key| key.as_slice()));
+    debug_assert!(doomed
+        .last()
+        .is_none_or(|last| *last < MVCC_KEYS_START.as_slice()));
     doomed.append(&mut mvcc_doomed);
     if doomed.is_empty() {
         return 0;
     }
-    let doomed_refs: Vec<&[u8]> = doomed.iter().map(Vec::as_slice).collect();
-    let removed = remove_sorted(&mut store.root, &doomed_refs);
+    let removed = remove_sorted(&mut store.root, &doomed);
     assert!(removed >= index_count, "the index entries walked are there");
     store.ops_since_persist += removed as u64;
     (removed - index_count) as u64

@@ -85,7 +85,7 @@ const INDEX_KEY_TAG: [u8; 2] = [0x00, 0x01];
 /// Bytes of a revision index tree key: the tag and the revision.
 pub const INDEX_KEY_BYTES: usize = INDEX_KEY_TAG.len() + 16;
 /// Bytes of a revision index value before the user key's prefix.
-const INDEX_VALUE_HEADER_BYTES: usize = 17;
+pub const INDEX_VALUE_HEADER_BYTES: usize = 17;
 /// Bytes of a lease tree key: the tag and the id.
 pub const LEASE_KEY_BYTES: usize = LEASE_KEY_TAG.len() + 8;
 /// The only lease record version this build reads and writes.
@@ -128,7 +128,8 @@ pub fn encode_key_with_prefix(prefix: &[u8], revision: Revision) -> Vec<u8> {
     out
 }
 
-fn push_revision_suffix(out: &mut Vec<u8>, revision: Revision) {
+/// Appends the revision suffix of a tree key (see the layout above).
+pub fn push_revision_suffix(out: &mut Vec<u8>, revision: Revision) {
     out.extend_from_slice(&(u64::MAX - revision.main as u64).to_be_bytes());
     out.extend_from_slice(&(u64::MAX - revision.sub as u64).to_be_bytes());
 }
@@ -192,14 +193,21 @@ pub enum ValueRecord<'a> {
 }
 
 /// Encodes a put record.
+#[cfg(test)]
 pub fn encode_put(create_revision: i64, version: i64, lease: i64, value: &[u8]) -> Vec<u8> {
-    assert!(create_revision > 0 && version > 0);
-    let mut out = Vec::with_capacity(PUT_HEADER_BYTES + value.len());
-    out.push(VALUE_TAG_PUT);
-    out.extend_from_slice(&create_revision.to_le_bytes());
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&lease.to_le_bytes());
+    let mut out = put_header(create_revision, version, lease).to_vec();
     out.extend_from_slice(value);
+    out
+}
+
+/// The bytes of a put record before the user value.
+pub fn put_header(create_revision: i64, version: i64, lease: i64) -> [u8; PUT_HEADER_BYTES] {
+    assert!(create_revision > 0 && version > 0);
+    let mut out = [0u8; PUT_HEADER_BYTES];
+    out[0] = VALUE_TAG_PUT;
+    out[1..9].copy_from_slice(&create_revision.to_le_bytes());
+    out[9..17].copy_from_slice(&version.to_le_bytes());
+    out[17..25].copy_from_slice(&lease.to_le_bytes());
     out
 }
 
@@ -264,18 +272,25 @@ pub struct IndexRecord<'a> {
 }
 
 /// Encodes a revision index value.
+#[cfg(test)]
 pub fn encode_index_value(record: &IndexRecord) -> Vec<u8> {
+    let mut out = index_value_header(record).to_vec();
+    out.extend_from_slice(record.prefix);
+    out
+}
+
+/// The bytes of a revision index value before the user key's prefix.
+pub fn index_value_header(record: &IndexRecord) -> [u8; INDEX_VALUE_HEADER_BYTES] {
     let previous = record.previous_put.unwrap_or(Revision::new(0, 0));
     assert!(previous.main >= 0 && previous.sub >= 0, "negative revision");
-    let mut out = Vec::with_capacity(INDEX_VALUE_HEADER_BYTES + record.prefix.len());
-    out.push(if record.tombstone {
+    let mut out = [0u8; INDEX_VALUE_HEADER_BYTES];
+    out[0] = if record.tombstone {
         VALUE_TAG_TOMBSTONE
     } else {
         VALUE_TAG_PUT
-    });
-    out.extend_from_slice(&(previous.main as u64).to_be_bytes());
-    out.extend_from_slice(&(previous.sub as u64).to_be_bytes());
-    out.extend_from_slice(record.prefix);
+    };
+    out[1..9].copy_from_slice(&(previous.main as u64).to_be_bytes());
+    out[9..17].copy_from_slice(&(previous.sub as u64).to_be_bytes());
     out
 }
 

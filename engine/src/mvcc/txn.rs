@@ -7,14 +7,14 @@
 
 use super::key::{decode_value, ValueRecord};
 use super::key::{
-    encode_index_value, encode_key_with_prefix, encode_put, encode_tombstone, index_key,
-    key_prefix, prefix_of, revision_of, IndexRecord,
+    encode_tombstone, index_key, index_value_header, key_prefix, prefix_of, push_revision_suffix,
+    put_header, revision_of, IndexRecord, REVISION_SUFFIX_BYTES,
 };
 use super::revision::Revision;
 use super::store::Store;
 use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
-use crate::btree::insert;
+use crate::btree::{insert_entry, Entry};
 use crate::error::MvccError;
 
 /// Changes one transaction may make (etcd's default max-txn-ops is 128;
@@ -147,42 +147,52 @@ impl Txn<'_> {
         revision
     }
 
-    /// Writes the MVCC entry of the user key with MVCC `prefix` at
-    /// `revision`, and its revision index entry naming the put it
-    /// supersedes (`key.rs`).
+    /// Writes the MVCC entry of the user key whose MVCC prefix is
+    /// `key_buffer`'s first `prefix_len` bytes at `revision` (the buffer's
+    /// bytes past the prefix are replaced), its value being
+    /// `value_parts` one after the other, and its revision index entry
+    /// naming the put it supersedes (`key.rs`).
     fn write(
         &mut self,
-        prefix: &[u8],
+        key_buffer: &mut Vec<u8>,
+        prefix_len: usize,
         revision: Revision,
-        tree_value: &[u8],
+        value_parts: &[&[u8]],
         tombstone: bool,
         previous_put: Option<Revision>,
     ) {
-        let tree_key = encode_key_with_prefix(prefix, revision);
-        let replaced = insert(&mut self.store.root, &tree_key, tree_value);
+        key_buffer.truncate(prefix_len);
+        push_revision_suffix(key_buffer, revision);
+        let entry = Entry::from_parts(key_buffer, value_parts);
+        let value_bytes = entry.value().len();
+        let replaced = insert_entry(&mut self.store.root, entry);
         assert!(replaced.is_none(), "revision written twice");
+        let prefix = &key_buffer[..prefix_len];
         let index_key = index_key(revision);
-        let index_value = encode_index_value(&IndexRecord {
+        let index_header = index_value_header(&IndexRecord {
             tombstone,
             previous_put,
             prefix,
         });
-        let replaced = insert(&mut self.store.root, &index_key, &index_value);
+        let replaced = insert_entry(
+            &mut self.store.root,
+            Entry::from_parts(&index_key, &[&index_header, prefix]),
+        );
         assert!(replaced.is_none(), "revision indexed twice");
         self.store.ops_since_persist += 1;
         self.store.dirty_bytes_since_persist +=
-            (tree_key.len() + tree_value.len() + index_key.len() + index_value.len()) as u64;
+            (key_buffer.len() + value_bytes + index_key.len() + index_header.len() + prefix_len)
+                as u64;
     }
 
     /// Puts `key`; returns the previous kv. Version increments;
     /// create_revision is kept, and reset after a delete.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
-        let prefix = key_prefix(key);
-        let newest = newest_at(
-            &self.store.root,
-            &encode_key_with_prefix(&prefix, Revision::new(self.main, i64::MAX)),
-        );
-        let (previous_put, previous) = match newest {
+        // One buffer: the prefix, then the seek suffix, then the entry's.
+        let mut key_buffer = key_prefix(key);
+        let prefix_len = key_buffer.len();
+        push_revision_suffix(&mut key_buffer, Revision::new(self.main, i64::MAX));
+        let (previous_put, previous) = match newest_at(&self.store.root, &key_buffer) {
             Some((revision, Some(kv))) => (Some(revision), Some(kv)),
             _ => (None, None),
         };
@@ -192,9 +202,10 @@ impl Txn<'_> {
             None => (revision.main, 1),
         };
         self.write(
-            &prefix,
+            &mut key_buffer,
+            prefix_len,
             revision,
-            &encode_put(create_revision, version, lease, value),
+            &[&put_header(create_revision, version, lease), value],
             false,
             previous_put,
         );
@@ -224,18 +235,26 @@ impl Txn<'_> {
         let mut live = Vec::new();
         scan_visible(&self.store.root, &options, self.main, |entry| {
             if matches!(decode_value(entry.value()), ValueRecord::Put { .. }) {
-                let prefix = prefix_of(entry.key()).to_vec();
-                live.push((prefix, revision_of(entry.key()), key_value_of(entry, false)));
+                let prefix = prefix_of(entry.key());
+                let mut key_buffer = Vec::with_capacity(prefix.len() + REVISION_SUFFIX_BYTES);
+                key_buffer.extend_from_slice(prefix);
+                live.push((
+                    key_buffer,
+                    revision_of(entry.key()),
+                    key_value_of(entry, false),
+                ));
             }
             true
         });
         let mut deleted = Vec::with_capacity(live.len());
-        for (prefix, previous_revision, previous) in live {
+        for (mut key_buffer, previous_revision, previous) in live {
             let revision = self.next_revision();
+            let prefix_len = key_buffer.len();
             self.write(
-                &prefix,
+                &mut key_buffer,
+                prefix_len,
                 revision,
-                &encode_tombstone(),
+                &[&encode_tombstone()],
                 true,
                 Some(previous_revision),
             );
