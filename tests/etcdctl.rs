@@ -250,16 +250,38 @@ fn normalize_operator(text: &str, endpoint: &str) -> String {
                 Some(at) => format!("{}took = T", &line[..at]),
                 None => line.to_string(),
             };
-            match line.find("remaining(") {
+            let line = match line.find("remaining(") {
                 Some(at) => {
                     let end = line[at..].find(')').map_or(line.len(), |e| at + e + 1);
                     format!("{}remaining(R){}", &line[..at], &line[end..])
                 }
                 None => line,
-            }
+            };
+            sort_attached_keys(line)
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// etcd lists a lease's attached keys from a Go map, in random order:
+/// `attached keys([b a])` is sorted so the comparison does not flake.
+fn sort_attached_keys(line: String) -> String {
+    const OPEN: &str = "attached keys([";
+    let Some(at) = line.find(OPEN) else {
+        return line;
+    };
+    let start = at + OPEN.len();
+    let Some(length) = line[start..].find(']') else {
+        return line;
+    };
+    let mut keys: Vec<&str> = line[start..start + length].split(' ').collect();
+    keys.sort_unstable();
+    format!(
+        "{}{}{}",
+        &line[..start],
+        keys.join(" "),
+        &line[start + length..]
+    )
 }
 
 /// Runs a long-lived etcdctl command (watch, elect, lock) for `run`, then
