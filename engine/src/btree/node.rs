@@ -62,14 +62,22 @@ impl Entry {
         let slots = Arc::get_mut(&mut bytes).expect("a fresh Arc is unique");
         let mut at = 0;
         for part in std::iter::once(&key).chain(value_parts) {
-            let end = at + part.len();
-            for (slot, &byte) in slots[at..end].iter_mut().zip(part.iter()) {
-                slot.write(byte);
+            let destination = &mut slots[at..at + part.len()];
+            // SAFETY: `MaybeUninit<u8>` has the layout of `u8`;
+            // `destination` is exactly `part.len()` slots of a fresh
+            // allocation this function owns alone, so the copy stays in
+            // bounds and cannot overlap `part`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    destination.as_mut_ptr().cast::<u8>(),
+                    part.len(),
+                );
             }
-            at = end;
+            at += part.len();
         }
         assert_eq!(at, slots.len(), "every byte written");
-        // SAFETY: the loop above wrote every one of the slice's
+        // SAFETY: the copies above wrote every one of the slice's
         // `key.len() + value_len` bytes (checked just above), so the whole
         // slice is initialized.
         let bytes = unsafe { bytes.assume_init() };
