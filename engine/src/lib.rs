@@ -20,8 +20,9 @@ pub mod wal;
 
 pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
-    Event, EventKind, HistoryChunk, KeyValue, LeaseRecord, RangeOptions, RangeResult, ReadView,
-    Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX, INDEX_SCAN_MAX,
+    Event, EventKind, HistoryChunk, HistoryWalk, KeyValue, LeaseRecord, RangeOptions, RangeResult,
+    ReadView, Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
+    INDEX_SCAN_MAX,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

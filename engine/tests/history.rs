@@ -5,8 +5,8 @@
 //! the walk by key and the walk over the revision index agree.
 
 use keel_engine::{
-    Event, EventKind, HistoryChunk, KeyValue, MvccError, ReadView, Store, StoreOptions,
-    INDEX_SCAN_MAX,
+    Event, EventKind, HistoryChunk, HistoryWalk, KeyValue, MvccError, ReadView, Store,
+    StoreOptions, INDEX_SCAN_MAX,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -152,12 +152,12 @@ fn check_queries(view: &ReadView, log: &[LoggedEvent], rng: &mut StdRng, queries
         // Both walks give the same answer, whichever `events` takes.
         let query = format!("{key:?}..{range_end:?} from {start}, max {max_events}");
         assert_eq!(
-            view.events_by_key(&key, &range_end, start, max_events),
+            view.events_walking(HistoryWalk::ByKey, &key, &range_end, start, max_events),
             got,
             "by key: {query}"
         );
         assert_eq!(
-            view.events_by_revision(&key, &range_end, start, max_events),
+            view.events_walking(HistoryWalk::ByRevision, &key, &range_end, start, max_events),
             got,
             "by revision: {query}"
         );
@@ -534,6 +534,8 @@ fn sparse_range_history_is_read_in_bounded_chunks() {
     assert_eq!(got, wanted);
     assert!(chunks >= 3, "{chunks} chunks");
     // The walk by key reads the same in one chunk.
-    let whole = view.events_by_key(b"rare/", b"rare0", 1, 1000).unwrap();
+    let whole = view
+        .events_walking(HistoryWalk::ByKey, b"rare/", b"rare0", 1, 1000)
+        .unwrap();
     assert_eq!(whole.events, wanted);
 }

@@ -49,9 +49,9 @@ const KEY_SKIP_ENTRIES_MAX: usize = 8;
 /// at the first main revision boundary after this many).
 pub const INDEX_SCAN_MAX: usize = 64 * 1024;
 
-/// Which walk [`events`] takes.
+/// Which walk [`ReadView::events`] takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Walk {
+pub enum HistoryWalk {
     /// Over the range's keys: for a single key.
     ByKey,
     /// Over the revision index: for ranges.
@@ -75,7 +75,7 @@ pub(crate) fn events(
     range_end: &[u8],
     start_revision: i64,
     max_events: usize,
-    walk: Option<Walk>,
+    walk: Option<HistoryWalk>,
 ) -> Result<HistoryChunk, MvccError> {
     let after_view = view.revision + 1;
     let nothing = |next_revision| HistoryChunk {
@@ -97,11 +97,11 @@ pub(crate) fn events(
         return Ok(nothing(after_view));
     };
     let walk = walk.unwrap_or(if range_end.is_empty() {
-        Walk::ByKey
+        HistoryWalk::ByKey
     } else {
-        Walk::ByRevision
+        HistoryWalk::ByRevision
     });
-    if walk == Walk::ByRevision {
+    if walk == HistoryWalk::ByRevision {
         return Ok(events_by_revision(
             view,
             &key_range,

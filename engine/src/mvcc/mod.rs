@@ -35,7 +35,7 @@ mod txn;
 mod view;
 
 pub use compact::COMPACTION_BATCH_KEYS_MAX;
-pub use history::{HistoryChunk, INDEX_SCAN_MAX};
+pub use history::{HistoryChunk, HistoryWalk, INDEX_SCAN_MAX};
 pub use lease::LeaseRecord;
 pub use revision::Revision;
 pub use store::{Store, StoreOptions, StoreReader};

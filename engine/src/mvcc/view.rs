@@ -3,7 +3,7 @@
 //! leases (`lease.rs`), watch history (`history.rs`), hashes (`hash.rs`),
 //! and writing it out as a tree file (`btree/copy.rs`).
 
-use super::history::HistoryChunk;
+use super::history::{HistoryChunk, HistoryWalk};
 use super::key::{decode_value, prefix_of, revision_of, user_key_of, ValueRecord};
 use super::key_range::KeyRange;
 use super::revision::Revision;
@@ -76,44 +76,17 @@ impl ReadView {
         super::history::events(self, key, range_end, start_revision, max_events, None)
     }
 
-    /// [`ReadView::events`] through the revision index whatever the range
-    /// (tests compare the two walks).
-    pub fn events_by_revision(
+    /// [`ReadView::events`] by the given walk whatever the range (tests
+    /// compare the two walks).
+    pub fn events_walking(
         &self,
+        walk: HistoryWalk,
         key: &[u8],
         range_end: &[u8],
         start_revision: i64,
         max_events: usize,
     ) -> Result<HistoryChunk, MvccError> {
-        use super::history::Walk;
-        super::history::events(
-            self,
-            key,
-            range_end,
-            start_revision,
-            max_events,
-            Some(Walk::ByRevision),
-        )
-    }
-
-    /// [`ReadView::events`] by walking the range's keys whatever the range
-    /// (tests compare the two walks).
-    pub fn events_by_key(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        start_revision: i64,
-        max_events: usize,
-    ) -> Result<HistoryChunk, MvccError> {
-        use super::history::Walk;
-        super::history::events(
-            self,
-            key,
-            range_end,
-            start_revision,
-            max_events,
-            Some(Walk::ByKey),
-        )
+        super::history::events(self, key, range_end, start_revision, max_events, Some(walk))
     }
 
     /// etcd's HashKV: crc32c over every MVCC tree entry (key bytes, then
