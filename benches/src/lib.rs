@@ -12,6 +12,8 @@
 //!   check the `keel-instructions` binary and `instructions.sh` run in CI.
 //! - `compare.sh` beside this crate runs `keel-bench` against `keel` and
 //!   Debian's etcd side by side and reports ratios.
+//! - `bbolt.sh` runs the `keel-engine-vs-bbolt` binary: keel's engine
+//!   against bbolt (Go, `bbolt/main.go`) doing the [`engines`] work.
 
 pub mod engines;
 pub mod instructions;
