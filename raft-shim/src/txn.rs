@@ -33,7 +33,7 @@ pub trait KvTxn {
     /// The same in descending key order.
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
     /// Puts and returns the previous kv.
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue>;
+    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue>;
     /// Deletes the range and returns the deleted kvs.
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue>;
     /// Whether a put may name lease `id` (etcd's `lessor.Lookup`).
@@ -55,7 +55,7 @@ impl KvTxn for LeasedTxn<'_, '_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.txn.range_descending(options)
     }
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
         self.txn.put(key, value, lease)
     }
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
@@ -73,7 +73,7 @@ impl KvTxn for Txn<'_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         Txn::range_descending(self, options)
     }
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
         Txn::put(self, key, value, lease)
     }
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
@@ -92,7 +92,7 @@ impl KvTxn for ReadOnly<'_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.0.range_descending(options)
     }
-    fn put(&mut self, _: &[u8], _: &[u8], _: i64) -> Option<KeyValue> {
+    fn put(&mut self, _: &[u8], _: &[u8], _: i64) -> Option<&KeyValue> {
         unreachable!("a read-only txn has no put")
     }
     fn delete_range(&mut self, _: &[u8], _: &[u8]) -> Vec<KeyValue> {
@@ -161,11 +161,10 @@ pub fn apply_put<T: KvTxn>(kv: &mut T, put: &PutRequest) -> Result<PutResponse, 
     let prev_kv = kv.put(&put.key, value, lease);
     Ok(PutResponse {
         header: None,
-        prev_kv: if put.prev_kv {
-            prev_kv.map(to_proto_kv)
-        } else {
-            None
-        },
+        // Copied only when asked for (the txn's event keeps its own).
+        prev_kv: prev_kv
+            .filter(|_| put.prev_kv)
+            .map(|previous| to_proto_kv(previous.clone())),
     })
 }
 

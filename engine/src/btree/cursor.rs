@@ -8,6 +8,7 @@
 //! of the tree stays there: [`Cursor::current`] is `None` from then on.
 
 use super::node::{Entry, Node, NodeBody, TREE_DEPTH_MAX};
+use super::order;
 use std::sync::Arc;
 
 /// A position in a tree borrowed from its root.
@@ -22,7 +23,7 @@ impl<'a> Cursor<'a> {
     /// A cursor at the first entry whose key is >= `key`.
     pub fn seek(root: &'a Node, key: &[u8]) -> Cursor<'a> {
         let (mut cursor, entries) = Cursor::descend_to_leaf(root, key);
-        cursor.position = entries.partition_point(|entry| entry.key() < key);
+        cursor.position = entries.partition_point(|entry| order::less(entry.key(), key));
         if cursor.position == entries.len() {
             cursor.next_leaf();
         }
@@ -33,7 +34,7 @@ impl<'a> Cursor<'a> {
     /// start here and go on with [`Cursor::prev`]).
     pub fn seek_before(root: &'a Node, key: &[u8]) -> Cursor<'a> {
         let (mut cursor, entries) = Cursor::descend_to_leaf(root, key);
-        match entries.partition_point(|entry| entry.key() < key) {
+        match entries.partition_point(|entry| order::less(entry.key(), key)) {
             0 => cursor.prev_leaf(),
             below => cursor.position = below - 1,
         }
@@ -70,7 +71,7 @@ impl<'a> Cursor<'a> {
                     return (cursor, entries);
                 }
                 NodeBody::Branch { keys, children } => {
-                    let index = keys.partition_point(|separator| separator.as_ref() <= key);
+                    let index = keys.partition_point(|separator| !order::less(key, separator));
                     stack.push((children.as_slice(), index));
                     node = &children[index];
                 }

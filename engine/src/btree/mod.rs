@@ -25,6 +25,7 @@ pub mod cursor;
 pub mod defrag;
 pub mod file;
 pub mod node;
+pub mod order;
 pub mod page;
 mod tail;
 
@@ -34,5 +35,5 @@ pub use copy::{
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use node::{insert, insert_entry, remove_sorted, Entry, Node, NodeBody};
+pub use node::{insert, insert_built, insert_entry, remove_sorted, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;

@@ -18,6 +18,7 @@
 //!         is below it)
 //! ```
 
+use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,15 +133,43 @@ pub struct Node {
     /// persist count the pages its commit references by visiting only the
     /// nodes it writes.
     subtree_pages: AtomicU64,
-    /// Contents.
+    /// Payload size on disk of `body`, kept in step by every change in
+    /// this file (the only code that changes a body), so the split check of
+    /// every insert is O(1) instead of a sum over the node's entries.
+    payload_len: usize,
+    /// Contents. Read anywhere; changed only here, which keeps
+    /// `payload_len` true.
     pub body: NodeBody,
 }
 
 impl Clone for Node {
-    /// A copy is a new, dirty node.
+    /// A copy is a new, dirty node. Copies are what a batch changes (the
+    /// path `Arc::make_mut` copies), so each list gets room for a few more
+    /// items: the first insert into a copy would otherwise reallocate it.
     fn clone(&self) -> Node {
-        Node::new(self.body.clone())
+        let body = match &self.body {
+            NodeBody::Leaf(entries) => NodeBody::Leaf(copy_with_room(entries)),
+            NodeBody::Branch { keys, children } => NodeBody::Branch {
+                keys: copy_with_room(keys),
+                children: copy_with_room(children),
+            },
+        };
+        Node {
+            page: AtomicU64::new(0),
+            subtree_pages: AtomicU64::new(0),
+            payload_len: self.payload_len,
+            body,
+        }
     }
+}
+
+/// Items a copied node's lists have room for beyond their length.
+const COPY_ROOM_ITEMS: usize = 4;
+
+fn copy_with_room<T: Clone>(items: &[T]) -> Vec<T> {
+    let mut copy = Vec::with_capacity(items.len() + COPY_ROOM_ITEMS);
+    copy.extend_from_slice(items);
+    copy
 }
 
 impl Node {
@@ -149,6 +178,7 @@ impl Node {
         Node {
             page: AtomicU64::new(0),
             subtree_pages: AtomicU64::new(0),
+            payload_len: payload_len_of(&body),
             body,
         }
     }
@@ -159,6 +189,7 @@ impl Node {
         Node {
             page: AtomicU64::new(page),
             subtree_pages: AtomicU64::new(0),
+            payload_len: payload_len_of(&body),
             body,
         }
     }
@@ -207,12 +238,14 @@ impl Node {
 
     /// Payload size on disk.
     pub fn encoded_payload_len(&self) -> usize {
-        match &self.body {
-            NodeBody::Leaf(entries) => entries.iter().map(Entry::encoded_len).sum(),
-            NodeBody::Branch { keys, .. } => {
-                8 + keys.iter().map(|key| 12 + key.len()).sum::<usize>()
-            }
-        }
+        debug_assert_eq!(self.payload_len, payload_len_of(&self.body));
+        self.payload_len
+    }
+
+    /// Recomputes the payload size after a change to the body that is not
+    /// counted step by step (splits, removals, merges).
+    fn recount_payload_len(&mut self) {
+        self.payload_len = payload_len_of(&self.body);
     }
 
     /// Encodes the payload; for a branch every child must be on disk.
@@ -255,6 +288,21 @@ impl Node {
         debug_assert_eq!(out.len(), self.encoded_payload_len());
         (u32::try_from(count).expect("entry count fits u32"), out)
     }
+}
+
+/// Payload size on disk of `body`, counted entry by entry.
+fn payload_len_of(body: &NodeBody) -> usize {
+    match body {
+        NodeBody::Leaf(entries) => entries.iter().map(Entry::encoded_len).sum(),
+        NodeBody::Branch { keys, .. } => {
+            8 + keys.iter().map(|key| branch_key_len(key)).sum::<usize>()
+        }
+    }
+}
+
+/// What one separator key (with its child page) adds to a branch payload.
+fn branch_key_len(key: &[u8]) -> usize {
+    12 + key.len()
 }
 
 /// A payload that could not be decoded: (offset in the payload, problem).
@@ -364,7 +412,14 @@ pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
 
 /// [`insert`] of a built entry.
 pub fn insert_entry(root: &mut Arc<Node>, entry: Entry) -> Option<Entry> {
-    let (replaced, split) = insert_into(root, entry, 0);
+    let (replaced, split) =
+        insert_into(root, entry, true, 0).expect("an entry is inserted wherever it goes");
+    grow_root(root, split);
+    replaced
+}
+
+/// Puts a new root above `root` and the node split off it, if one was.
+fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
     if let Some((separator, right)) = split {
         let left = std::mem::replace(root, Node::empty());
         *root = Arc::new(Node::new(NodeBody::Branch {
@@ -372,7 +427,6 @@ pub fn insert_entry(root: &mut Arc<Node>, entry: Entry) -> Option<Entry> {
             children: vec![left, right],
         }));
     }
-    replaced
 }
 
 type Split = (Arc<[u8]>, Arc<Node>);
@@ -444,7 +498,7 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
     let present = match &node.body {
         NodeBody::Leaf(entries) => sorted_keys.iter().any(|key| {
             entries
-                .binary_search_by(|probe| probe.key().cmp(key))
+                .binary_search_by(|probe| order::compare(probe.key(), key))
                 .is_ok()
         }),
         NodeBody::Branch { .. } => true,
@@ -476,7 +530,7 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
                 let child_index = child_end - 1;
                 let lower = (child_index > 0).then(|| keys[child_index - 1].clone());
                 let split = match &lower {
-                    Some(lower) => rest.partition_point(|key| *key < lower.as_ref()),
+                    Some(lower) => rest.partition_point(|key| order::less(key, lower)),
                     None => 0,
                 };
                 let mine = &rest[split..];
@@ -516,6 +570,7 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
             assert_eq!(keys.len() + 1, children.len().max(1));
         }
     }
+    node_mut.recount_payload_len();
     removed
 }
 
@@ -609,36 +664,136 @@ fn merge_with_right(keys: &mut Vec<Arc<[u8]>>, children: &mut Vec<Arc<Node>>, le
         }
         _ => unreachable!("merge_wanted merges nodes of one kind"),
     }
+    left.recount_payload_len();
     debug_assert!(left.encoded_payload_len() <= NODE_PAYLOAD_BYTES_TARGET);
 }
 
-fn insert_into(node: &mut Arc<Node>, entry: Entry, depth: usize) -> (Option<Entry>, Option<Split>) {
+/// What [`insert_into`] puts in the tree: an entry, or one built at the
+/// leaf from the entry that will follow it ([`insert_built`]).
+trait Incoming {
+    /// The key the entry will have.
+    fn key(&self) -> &[u8];
+    /// Whether [`Incoming::into_entry`] needs the following entry (an
+    /// insert that cannot see it then changes nothing).
+    fn needs_next(&self) -> bool;
+    /// The entry, given the entry that will follow it in key order (`None`
+    /// when none does); `next` is meaningful only if [`Incoming::needs_next`].
+    fn into_entry(self, next: Option<&Entry>) -> Entry;
+}
+
+impl Incoming for Entry {
+    fn key(&self) -> &[u8] {
+        Entry::key(self)
+    }
+    fn needs_next(&self) -> bool {
+        false
+    }
+    fn into_entry(self, _next: Option<&Entry>) -> Entry {
+        self
+    }
+}
+
+/// An entry built at the leaf by `build`.
+struct Built<'k, F> {
+    key: &'k [u8],
+    build: F,
+}
+
+impl<F: FnOnce(Option<&Entry>) -> Entry> Incoming for Built<'_, F> {
+    fn key(&self) -> &[u8] {
+        self.key
+    }
+    fn needs_next(&self) -> bool {
+        true
+    }
+    fn into_entry(self, next: Option<&Entry>) -> Entry {
+        let entry = (self.build)(next);
+        assert!(
+            entry.key() == self.key,
+            "a built entry has the key it was placed by"
+        );
+        entry
+    }
+}
+
+/// [`insert`] of the entry `build` makes for `key`, given the entry that
+/// will follow it in key order (`None` when no entry follows), in one
+/// descent: for a writer that derives the new entry from its successor,
+/// as a put does from a key's newest revision. Only the leaf `key` falls
+/// in is looked at; when `key` goes after its last entry and the leaf is
+/// not the tree's last one, the successor is in another leaf: nothing is
+/// inserted, `build` is not called, and `None` is returned (the nodes on
+/// the path are copied and marked dirty as for an insert there, nothing
+/// else changes), for the caller to look the successor up and insert the
+/// built entry with [`insert_entry`]. Otherwise returns `Some` of what
+/// [`insert_entry`] returns.
+pub fn insert_built(
+    root: &mut Arc<Node>,
+    key: &[u8],
+    build: impl FnOnce(Option<&Entry>) -> Entry,
+) -> Option<Option<Entry>> {
+    let (replaced, split) = insert_into(root, Built { key, build }, true, 0)?;
+    grow_root(root, split);
+    Some(replaced)
+}
+
+/// Inserts `incoming` under `node`, the last node of its level when
+/// `last`; `None` (nothing inserted) only when `incoming` needs its
+/// successor and the successor is in another leaf.
+fn insert_into(
+    node: &mut Arc<Node>,
+    incoming: impl Incoming,
+    last: bool,
+    depth: usize,
+) -> Option<(Option<Entry>, Option<Split>)> {
     assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
     let node = Arc::make_mut(node);
     node.set_page(None);
-    let needs_split = |node: &Node| node.encoded_payload_len() > NODE_PAYLOAD_BYTES_TARGET;
     match &mut node.body {
         NodeBody::Leaf(entries) => {
-            let replaced = match entries.binary_search_by(|probe| probe.key().cmp(entry.key())) {
+            let found =
+                entries.binary_search_by(|probe| order::compare(probe.key(), incoming.key()));
+            let after = match found {
+                Ok(position) => position + 1,
+                Err(position) => position,
+            };
+            if incoming.needs_next() && after == entries.len() && !last {
+                return None;
+            }
+            let entry = incoming.into_entry(entries.get(after));
+            let added = entry.encoded_len();
+            let replaced = match found {
                 Ok(position) => Some(std::mem::replace(&mut entries[position], entry)),
                 Err(position) => {
                     entries.insert(position, entry);
                     None
                 }
             };
-            let split = (entries.len() >= 2 && needs_split(node)).then(|| split_leaf(node));
-            (replaced, split)
+            let entry_count = entries.len();
+            node.payload_len += added;
+            if let Some(replaced) = &replaced {
+                node.payload_len -= replaced.encoded_len();
+            }
+            let split = (entry_count >= 2 && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
+                .then(|| split_leaf(node));
+            Some((replaced, split))
         }
         NodeBody::Branch { keys, children } => {
-            let position = keys.partition_point(|separator| separator.as_ref() <= entry.key());
-            let (replaced, child_split) = insert_into(&mut children[position], entry, depth + 1);
+            let position =
+                keys.partition_point(|separator| !order::less(incoming.key(), separator));
+            let last = last && position + 1 == children.len();
+            let (replaced, child_split) =
+                insert_into(&mut children[position], incoming, last, depth + 1)?;
             if let Some((separator, right)) = child_split {
+                node.payload_len += branch_key_len(&separator);
                 keys.insert(position, separator);
                 children.insert(position + 1, right);
             }
-            let split = (children.len() >= BRANCH_SPLIT_CHILDREN_MIN && needs_split(node))
+            let child_count = children.len();
+            let split = (child_count >= BRANCH_SPLIT_CHILDREN_MIN
+                && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
                 .then(|| split_branch(node));
-            (replaced, split)
+            Some((replaced, split))
         }
     }
 }
@@ -658,6 +813,7 @@ fn split_leaf(node: &mut Node) -> Split {
     let cut = cut.max(1);
     let right_entries = entries.split_off(cut);
     let separator: Arc<[u8]> = right_entries[0].key().into();
+    node.recount_payload_len();
     (
         separator,
         Arc::new(Node::new(NodeBody::Leaf(right_entries))),
@@ -675,6 +831,7 @@ fn split_branch(node: &mut Node) -> Split {
     let separator = right_keys.remove(0);
     assert_eq!(keys.len() + 1, children.len());
     assert_eq!(right_keys.len() + 1, right_children.len());
+    node.recount_payload_len();
     (
         separator,
         Arc::new(Node::new(NodeBody::Branch {

@@ -8,13 +8,13 @@
 use super::key::{decode_value, ValueRecord};
 use super::key::{
     encode_tombstone, index_key, index_value_header, key_prefix, prefix_of, push_revision_suffix,
-    put_header, revision_of, IndexRecord, REVISION_SUFFIX_BYTES,
+    put_header, revision_of, IndexRecord, PUT_HEADER_BYTES, REVISION_SUFFIX_BYTES,
 };
 use super::revision::Revision;
 use super::store::Store;
-use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
+use super::view::{key_value_of, newest_at, newest_of, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
-use crate::btree::{insert_entry, Entry};
+use crate::btree::{insert_built, insert_entry, Entry};
 use crate::error::MvccError;
 
 /// Changes one transaction may make (etcd's default max-txn-ops is 128;
@@ -167,7 +167,23 @@ impl Txn<'_> {
         let value_bytes = entry.value().len();
         let replaced = insert_entry(&mut self.store.root, entry);
         assert!(replaced.is_none(), "revision written twice");
-        let prefix = &key_buffer[..prefix_len];
+        self.index(key_buffer, prefix_len, value_bytes, tombstone, previous_put);
+    }
+
+    /// Writes the revision index entry of the MVCC entry keyed
+    /// `mvcc_key` (whose first `prefix_len` bytes are the user key's
+    /// prefix) with a value of `value_bytes`, and counts both entries
+    /// toward the next persist.
+    fn index(
+        &mut self,
+        mvcc_key: &[u8],
+        prefix_len: usize,
+        value_bytes: usize,
+        tombstone: bool,
+        previous_put: Option<Revision>,
+    ) {
+        let revision = revision_of(mvcc_key);
+        let prefix = &mvcc_key[..prefix_len];
         let index_key = index_key(revision);
         let index_header = index_value_header(&IndexRecord {
             tombstone,
@@ -181,31 +197,63 @@ impl Txn<'_> {
         assert!(replaced.is_none(), "revision indexed twice");
         self.store.ops_since_persist += 1;
         self.store.dirty_bytes_since_persist +=
-            (key_buffer.len() + value_bytes + index_key.len() + index_header.len() + prefix_len)
+            (mvcc_key.len() + value_bytes + index_key.len() + index_header.len() + prefix_len)
                 as u64;
     }
 
     /// Puts `key`; returns the previous kv. Version increments;
     /// create_revision is kept, and reset after a delete.
-    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
-        // One buffer: the prefix, then the seek suffix, then the entry's.
+    ///
+    /// The key's newest revision is the entry right after the new one in
+    /// tree order (revisions of a key order newest first), so the put reads
+    /// it in the same descent that inserts the new entry
+    /// ([`insert_built`]), and descends a second time only when that entry
+    /// is in the next leaf.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
         let mut key_buffer = key_prefix(key);
         let prefix_len = key_buffer.len();
-        push_revision_suffix(&mut key_buffer, Revision::new(self.main, i64::MAX));
-        let (previous_put, previous) = match newest_at(&self.store.root, &key_buffer) {
+        let revision = self.next_revision();
+        push_revision_suffix(&mut key_buffer, revision);
+        let mut newest: Option<(Revision, Option<KeyValue>)> = None;
+        let build = |newest: &Option<(Revision, Option<KeyValue>)>| {
+            let (create_revision, version) = match newest {
+                Some((_, Some(previous))) => (previous.create_revision, previous.version + 1),
+                _ => (revision.main, 1),
+            };
+            Entry::from_parts(
+                &key_buffer,
+                &[&put_header(create_revision, version, lease), value],
+            )
+        };
+        let inserted = insert_built(&mut self.store.root, &key_buffer, |next| {
+            newest = next
+                .filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len])
+                .map(newest_of);
+            build(&newest)
+        });
+        let replaced = match inserted {
+            Some(replaced) => replaced,
+            None => {
+                // The newest revision is in the next leaf: look it up.
+                let mut seek_key = key_buffer[..prefix_len].to_vec();
+                push_revision_suffix(&mut seek_key, Revision::new(self.main, i64::MAX));
+                newest = newest_at(&self.store.root, &seek_key);
+                insert_entry(&mut self.store.root, build(&newest))
+            }
+        };
+        assert!(replaced.is_none(), "revision written twice");
+        let (previous_put, previous) = match newest {
             Some((revision, Some(kv))) => (Some(revision), Some(kv)),
             _ => (None, None),
         };
-        let revision = self.next_revision();
         let (create_revision, version) = match &previous {
             Some(previous) => (previous.create_revision, previous.version + 1),
             None => (revision.main, 1),
         };
-        self.write(
-            &mut key_buffer,
+        self.index(
+            &key_buffer,
             prefix_len,
-            revision,
-            &[&put_header(create_revision, version, lease), value],
+            PUT_HEADER_BYTES + value.len(),
             false,
             previous_put,
         );
@@ -219,9 +267,9 @@ impl Txn<'_> {
                 value: value.to_vec(),
                 lease,
             },
-            prev_kv: previous.clone(),
+            prev_kv: previous,
         });
-        previous
+        self.events.last().and_then(|event| event.prev_kv.as_ref())
     }
 
     /// Deletes `[key, range_end)` (etcd's range rules); returns the deleted

@@ -360,11 +360,17 @@ pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<(Revision, Optio
     if prefix_of(entry.key()) != prefix_of(seek_key) {
         return None;
     }
+    debug_assert!(revision_of(entry.key()) <= revision_of(seek_key));
+    Some(newest_of(entry))
+}
+
+/// The revision of a user key's MVCC entry, and its kv (`None` for a
+/// tombstone).
+pub(crate) fn newest_of(entry: &Entry) -> (Revision, Option<KeyValue>) {
     let revision = revision_of(entry.key());
-    debug_assert!(revision <= revision_of(seek_key));
     match decode_value(entry.value()) {
-        ValueRecord::Tombstone => Some((revision, None)),
-        ValueRecord::Put { .. } => Some((revision, Some(key_value_of(entry, false)))),
+        ValueRecord::Tombstone => (revision, None),
+        ValueRecord::Put { .. } => (revision, Some(key_value_of(entry, false))),
     }
 }
 
