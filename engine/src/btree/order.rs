@@ -70,7 +70,7 @@ mod tests {
         for _ in 0..200_000 {
             let a = random.key();
             let mut b = random.key();
-            if random.next() % 4 == 0 {
+            if random.next().is_multiple_of(4) {
                 // Often a copy of `a`, cut short or changed in one byte.
                 b = a.clone();
                 match random.next() % 3 {
