@@ -588,3 +588,81 @@ fn other_format_version_or_bad_header_is_an_error() {
         StoreError::Corrupt { .. }
     ));
 }
+
+/// Puts over many leaves (1 KiB values: a few entries per leaf), so a
+/// put's newest revision is often in the leaf after the new entry's and
+/// the put looks it up in a second descent: previous kvs, versions,
+/// create revisions and events follow a model on both paths, also after
+/// deletes and puts of one key twice in a txn.
+#[test]
+fn puts_across_leaves_follow_a_model() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    // key -> (create_revision, mod_revision, version, value)
+    let mut model: HashMap<Vec<u8>, (i64, i64, i64, Vec<u8>)> = HashMap::new();
+    let mut state = 0x853c_49e6_748f_ea9bu64;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    for round in 0..3000 {
+        let key = format!("key/{:04}", next(400)).into_bytes();
+        if next(10) == 0 {
+            let deleted = delete(&mut store, &key, b"");
+            assert_eq!(deleted.len(), usize::from(model.remove(&key).is_some()));
+            continue;
+        }
+        let value = vec![b'a' + (round % 26) as u8; 1024];
+        let applied = store.applied_index() + 1;
+        let revision = store.reader().view().revision() + 1;
+        let twice = next(8) == 0;
+        let mut batch = store.write_batch();
+        let mut txn = batch.txn();
+        let previous = txn.put(&key, &value, 0).cloned();
+        let expected = model.get(&key).cloned();
+        assert_eq!(
+            previous.map(|kv| (kv.create_revision, kv.mod_revision, kv.version, kv.value)),
+            expected.clone(),
+            "round {round}"
+        );
+        let (create_revision, version) = match &expected {
+            Some((create, _, version, _)) => (*create, version + 1),
+            None => (revision, 1),
+        };
+        let mut entry = (create_revision, revision, version, value.clone());
+        if twice {
+            let again = txn.put(&key, b"again", 0).cloned().unwrap();
+            assert_eq!((again.version, again.value), (version, value.clone()));
+            entry = (create_revision, revision, version + 1, b"again".to_vec());
+        }
+        let events = txn.end();
+        batch.commit(applied);
+        let last = events.last().unwrap();
+        assert_eq!(
+            (
+                last.kv.create_revision,
+                last.kv.mod_revision,
+                last.kv.version
+            ),
+            (entry.0, entry.1, entry.2)
+        );
+        model.insert(key, entry);
+    }
+    let view = store.reader().view();
+    for (key, (create, modified, version, value)) in &model {
+        let kv = &view
+            .range(&RangeOptions {
+                key,
+                ..RangeOptions::default()
+            })
+            .unwrap()
+            .kvs[0];
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision, kv.version, &kv.value),
+            (*create, *modified, *version, value)
+        );
+    }
+}

@@ -861,6 +861,61 @@ mod tests {
     }
 
     #[test]
+    fn insert_built_sees_the_next_entry_or_changes_nothing() {
+        use std::collections::BTreeMap;
+        let mut random = XorShift(0x2545_F491_4F6C_DD1D);
+        let mut root = Node::empty();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let (mut built, mut deferred) = (0, 0);
+        for round in 0..6000u64 {
+            let key = format!("k{:05}", random.below(3000)).into_bytes();
+            let value = vec![b'v'; 40 + random.below(200) as usize];
+            let expected_next = model
+                .range::<[u8], _>((
+                    std::ops::Bound::Excluded(&key[..]),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .map(|(key, _)| key.clone());
+            let before = root.clone();
+            let mut seen = None;
+            let result = insert_built(&mut root, &key, |next| {
+                seen = Some(next.map(|next| next.key().to_vec()));
+                Entry::new(&key, &value)
+            });
+            match result {
+                Some(replaced) => {
+                    built += 1;
+                    assert_eq!(seen, Some(expected_next), "round {round}");
+                    assert_eq!(
+                        replaced.map(|entry| entry.value().to_vec()),
+                        model.insert(key.clone(), value.clone())
+                    );
+                }
+                None => {
+                    deferred += 1;
+                    assert_eq!(seen, None, "build is not called");
+                    assert!(expected_next.is_some(), "only a later leaf defers");
+                    let mut unchanged = Vec::new();
+                    collect(&root, &mut unchanged);
+                    let mut earlier = Vec::new();
+                    collect(&before, &mut earlier);
+                    assert_eq!(unchanged, earlier);
+                    insert(&mut root, &key, &value);
+                    model.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let mut held = Vec::new();
+        collect(&root, &mut held);
+        assert_eq!(held, model.into_iter().collect::<Vec<_>>());
+        assert!(
+            built > 1000 && deferred > 10,
+            "both paths taken: {built} / {deferred}"
+        );
+    }
+
+    #[test]
     fn insert_many_keeps_order_and_old_roots() {
         let mut root = Node::empty();
         let mut snapshot = None;
