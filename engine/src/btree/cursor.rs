@@ -70,8 +70,8 @@ impl<'a> Cursor<'a> {
                     };
                     return (cursor, entries);
                 }
-                NodeBody::Branch { keys, children } => {
-                    let index = keys.partition_point(|separator| !order::less(key, separator));
+                NodeBody::Branch { children, .. } => {
+                    let index = node.child_index(key);
                     stack.push((children.as_slice(), index));
                     node = &children[index];
                 }

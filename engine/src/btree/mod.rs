@@ -24,6 +24,7 @@ pub mod copy;
 pub mod cursor;
 pub mod defrag;
 pub mod file;
+mod heads;
 pub mod node;
 pub mod order;
 pub mod page;

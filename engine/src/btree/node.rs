@@ -18,6 +18,7 @@
 //!         is below it)
 //! ```
 
+use super::heads::Heads;
 use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,8 +138,11 @@ pub struct Node {
     /// this file (the only code that changes a body), so the split check of
     /// every insert is O(1) instead of a sum over the node's entries.
     payload_len: usize,
+    /// A branch's separator heads (`heads.rs`), kept in step with its keys
+    /// like `payload_len`; empty for a leaf.
+    heads: Heads,
     /// Contents. Read anywhere; changed only here, which keeps
-    /// `payload_len` true.
+    /// `payload_len` and `heads` true.
     pub body: NodeBody,
 }
 
@@ -158,16 +162,21 @@ impl Clone for Node {
             page: AtomicU64::new(0),
             subtree_pages: AtomicU64::new(0),
             payload_len: self.payload_len,
+            heads: self.heads.clone(),
             body,
         }
     }
 }
 
-/// Items a copied node's lists have room for beyond their length.
-const COPY_ROOM_ITEMS: usize = 4;
+/// Items a copied node's lists have room for beyond their length, at
+/// least; a copy gets room for half its length more, so a batch that
+/// inserts into every leaf of a key range (one new revision per key)
+/// rarely reallocates a leaf before it splits.
+const COPY_ROOM_ITEMS_MIN: usize = 4;
 
 fn copy_with_room<T: Clone>(items: &[T]) -> Vec<T> {
-    let mut copy = Vec::with_capacity(items.len() + COPY_ROOM_ITEMS);
+    let room = COPY_ROOM_ITEMS_MIN.max(items.len() / 2);
+    let mut copy = Vec::with_capacity(items.len() + room);
     copy.extend_from_slice(items);
     copy
 }
@@ -179,6 +188,7 @@ impl Node {
             page: AtomicU64::new(0),
             subtree_pages: AtomicU64::new(0),
             payload_len: payload_len_of(&body),
+            heads: heads_of(&body),
             body,
         }
     }
@@ -190,6 +200,7 @@ impl Node {
             page: AtomicU64::new(page),
             subtree_pages: AtomicU64::new(0),
             payload_len: payload_len_of(&body),
+            heads: heads_of(&body),
             body,
         }
     }
@@ -246,6 +257,23 @@ impl Node {
     /// counted step by step (splits, removals, merges).
     fn recount_payload_len(&mut self) {
         self.payload_len = payload_len_of(&self.body);
+        self.heads = heads_of(&self.body);
+    }
+
+    /// For a branch, the index of the child whose key range holds `key`
+    /// (the number of separators at or below it); 0 for a leaf.
+    pub fn child_index(&self, key: &[u8]) -> usize {
+        match &self.body {
+            NodeBody::Branch { keys, .. } => {
+                let index = self.heads.count_below(key, true, |index| &keys[index]);
+                debug_assert_eq!(
+                    index,
+                    keys.partition_point(|separator| !order::less(key, separator))
+                );
+                index
+            }
+            NodeBody::Leaf(_) => 0,
+        }
     }
 
     /// Encodes the payload; for a branch every child must be on disk.
@@ -287,6 +315,14 @@ impl Node {
         };
         debug_assert_eq!(out.len(), self.encoded_payload_len());
         (u32::try_from(count).expect("entry count fits u32"), out)
+    }
+}
+
+/// The heads of a branch's separators; none for a leaf.
+fn heads_of(body: &NodeBody) -> Heads {
+    match body {
+        NodeBody::Branch { keys, .. } => Heads::of(keys.len(), 0, |index| &keys[index]),
+        NodeBody::Leaf(_) => Heads::default(),
     }
 }
 
@@ -770,17 +806,23 @@ fn insert_into(
                 }
             };
             let entry_count = entries.len();
+            let appended = replaced.is_none() && after + 1 == entry_count;
             node.payload_len += added;
             if let Some(replaced) = &replaced {
                 node.payload_len -= replaced.encoded_len();
             }
             let split = (entry_count >= 2 && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
-                .then(|| split_leaf(node));
+                .then(|| split_leaf(node, appended));
             Some((replaced, split))
         }
         NodeBody::Branch { keys, children } => {
-            let position =
-                keys.partition_point(|separator| !order::less(incoming.key(), separator));
+            let position = node
+                .heads
+                .count_below(incoming.key(), true, |index| &keys[index]);
+            debug_assert_eq!(
+                position,
+                keys.partition_point(|separator| !order::less(incoming.key(), separator))
+            );
             let last = last && position + 1 == children.len();
             let (replaced, child_split) =
                 insert_into(&mut children[position], incoming, last, depth + 1)?;
@@ -788,6 +830,7 @@ fn insert_into(
                 node.payload_len += branch_key_len(&separator);
                 keys.insert(position, separator);
                 children.insert(position + 1, right);
+                node.heads = Heads::of(keys.len(), keys.len() / 2, |index| &keys[index]);
             }
             let child_count = children.len();
             let split = (child_count >= BRANCH_SPLIT_CHILDREN_MIN
@@ -798,20 +841,32 @@ fn insert_into(
     }
 }
 
-fn split_leaf(node: &mut Node) -> Split {
+/// Splits an overfull leaf in two by payload, or, when the entry that made
+/// it overfull was `appended` after all the others, moves only that entry
+/// to the new leaf: keys written in ascending order (revision index
+/// entries always are) then fill leaves to a page instead of leaving each
+/// half empty.
+fn split_leaf(node: &mut Node, appended: bool) -> Split {
+    let payload_len = node.payload_len;
     let NodeBody::Leaf(entries) = &mut node.body else {
         unreachable!("split_leaf on a branch")
     };
     assert!(entries.len() >= 2);
-    let total: usize = entries.iter().map(Entry::encoded_len).sum();
-    let mut left_bytes = 0;
-    let mut cut = 0;
-    while cut < entries.len() - 1 && left_bytes < total / 2 {
-        left_bytes += entries[cut].encoded_len();
-        cut += 1;
-    }
-    let cut = cut.max(1);
-    let right_entries = entries.split_off(cut);
+    let last_len = entries[entries.len() - 1].encoded_len();
+    let cut = if appended && payload_len - last_len <= NODE_PAYLOAD_BYTES_TARGET {
+        entries.len() - 1
+    } else {
+        let mut left_bytes = 0;
+        let mut cut = 0;
+        while cut < entries.len() - 1 && left_bytes < payload_len / 2 {
+            left_bytes += entries[cut].encoded_len();
+            cut += 1;
+        }
+        cut.max(1)
+    };
+    // The new leaf gets room to grow as much as the old one holds.
+    let mut right_entries = Vec::with_capacity(entries.len().max(COPY_ROOM_ITEMS_MIN));
+    right_entries.extend(entries.drain(cut..));
     let separator: Arc<[u8]> = right_entries[0].key().into();
     node.recount_payload_len();
     (
