@@ -8,7 +8,6 @@
 //! of the tree stays there: [`Cursor::current`] is `None` from then on.
 
 use super::node::{Entry, Node, NodeBody, TREE_DEPTH_MAX};
-use super::order;
 use std::sync::Arc;
 
 /// A position in a tree borrowed from its root.
@@ -22,9 +21,9 @@ pub struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// A cursor at the first entry whose key is >= `key`.
     pub fn seek(root: &'a Node, key: &[u8]) -> Cursor<'a> {
-        let (mut cursor, entries) = Cursor::descend_to_leaf(root, key);
-        cursor.position = entries.partition_point(|entry| order::less(entry.key(), key));
-        if cursor.position == entries.len() {
+        let (mut cursor, leaf) = Cursor::descend_to_leaf(root, key);
+        cursor.position = leaf.entry_index(key);
+        if cursor.position == cursor.leaf.len() {
             cursor.next_leaf();
         }
         cursor
@@ -33,8 +32,8 @@ impl<'a> Cursor<'a> {
     /// A cursor at the last entry whose key is < `key` (reverse scans
     /// start here and go on with [`Cursor::prev`]).
     pub fn seek_before(root: &'a Node, key: &[u8]) -> Cursor<'a> {
-        let (mut cursor, entries) = Cursor::descend_to_leaf(root, key);
-        match entries.partition_point(|entry| order::less(entry.key(), key)) {
+        let (mut cursor, leaf) = Cursor::descend_to_leaf(root, key);
+        match leaf.entry_index(key) {
             0 => cursor.prev_leaf(),
             below => cursor.position = below - 1,
         }
@@ -56,7 +55,7 @@ impl<'a> Cursor<'a> {
 
     /// The leaf whose key range holds `key`, with the path to it stacked
     /// (the position is left for the caller).
-    fn descend_to_leaf(root: &'a Node, key: &[u8]) -> (Cursor<'a>, &'a [Entry]) {
+    fn descend_to_leaf(root: &'a Node, key: &[u8]) -> (Cursor<'a>, &'a Node) {
         let mut stack = Vec::new();
         let mut node = root;
         loop {
@@ -68,7 +67,7 @@ impl<'a> Cursor<'a> {
                         leaf: entries,
                         position: 0,
                     };
-                    return (cursor, entries);
+                    return (cursor, node);
                 }
                 NodeBody::Branch { children, .. } => {
                     let index = node.child_index(key);

@@ -63,6 +63,13 @@ impl Heads {
         self.words.len()
     }
 
+    /// Adds the head of `key`, which goes at `index` between two keys
+    /// (so it shares their prefix).
+    pub fn insert(&mut self, index: usize, key: &[u8]) {
+        assert!(index > 0 && index < self.words.len(), "between two keys");
+        self.words.insert(index, head_at(key, self.prefix_len));
+    }
+
     /// The number of keys below `probe` (`inclusive`: at or below it):
     /// `partition_point` over the keys, `key(i)` being the i-th of those
     /// these heads were made of.
@@ -131,6 +138,38 @@ mod tests {
             let extra = (self.next() % 14) as usize;
             key.extend((0..extra).map(|_| [0u8, 1, 0x7f, 0xff][(self.next() % 4) as usize]));
             key
+        }
+    }
+
+    #[test]
+    fn a_key_inserted_between_two_gets_the_head_a_recount_gives() {
+        let mut random = Random(0x2f1e_33aa_9c0d_4b17);
+        for _ in 0..500 {
+            let shared: Vec<u8> = (0..(random.next() % 12)).map(|i| i as u8 + 1).collect();
+            let mut keys: Vec<Vec<u8>> = (0..3 + random.next() % 30)
+                .map(|_| random.key(&shared))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let Some(new_key) = (0..50).map(|_| random.key(&shared)).find(|key| {
+                keys.first().is_some_and(|first| first < key)
+                    && keys.last().is_some_and(|last| key < last)
+                    && !keys.contains(key)
+            }) else {
+                continue;
+            };
+            let mut heads = Heads::of(keys.len(), 1, |index| &keys[index]);
+            let index = keys.partition_point(|key| key < &new_key);
+            heads.insert(index, &new_key);
+            keys.insert(index, new_key);
+            // The first and last keys stay, so the prefix does too.
+            assert_eq!(heads, Heads::of(keys.len(), 0, |index| &keys[index]));
+            for probe in &keys {
+                assert_eq!(
+                    heads.count_below(probe, false, |index| &keys[index]),
+                    keys.partition_point(|key| key < probe)
+                );
+            }
         }
     }
 

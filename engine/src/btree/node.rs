@@ -138,8 +138,8 @@ pub struct Node {
     /// this file (the only code that changes a body), so the split check of
     /// every insert is O(1) instead of a sum over the node's entries.
     payload_len: usize,
-    /// A branch's separator heads (`heads.rs`), kept in step with its keys
-    /// like `payload_len`; empty for a leaf.
+    /// The heads (`heads.rs`) of a branch's separators or a leaf's entry
+    /// keys, kept in step with them like `payload_len`.
     heads: Heads,
     /// Contents. Read anywhere; changed only here, which keeps
     /// `payload_len` and `heads` true.
@@ -276,6 +276,24 @@ impl Node {
         }
     }
 
+    /// For a leaf, the number of its entries whose keys are below `key`
+    /// (where `key` is or would be); 0 for a branch.
+    pub fn entry_index(&self, key: &[u8]) -> usize {
+        match &self.body {
+            NodeBody::Leaf(entries) => {
+                let index = self
+                    .heads
+                    .count_below(key, false, |index| entries[index].key());
+                debug_assert_eq!(
+                    index,
+                    entries.partition_point(|entry| order::less(entry.key(), key))
+                );
+                index
+            }
+            NodeBody::Branch { .. } => 0,
+        }
+    }
+
     /// Encodes the payload; for a branch every child must be on disk.
     /// Returns (entry_count, payload).
     pub fn encode_payload(&self) -> (u32, Vec<u8>) {
@@ -318,11 +336,11 @@ impl Node {
     }
 }
 
-/// The heads of a branch's separators; none for a leaf.
+/// The heads of a branch's separators or of a leaf's entry keys.
 fn heads_of(body: &NodeBody) -> Heads {
     match body {
         NodeBody::Branch { keys, .. } => Heads::of(keys.len(), 0, |index| &keys[index]),
-        NodeBody::Leaf(_) => Heads::default(),
+        NodeBody::Leaf(entries) => Heads::of(entries.len(), 0, |index| entries[index].key()),
     }
 }
 
@@ -787,8 +805,17 @@ fn insert_into(
     node.set_page(None);
     match &mut node.body {
         NodeBody::Leaf(entries) => {
-            let found =
-                entries.binary_search_by(|probe| order::compare(probe.key(), incoming.key()));
+            let below = node
+                .heads
+                .count_below(incoming.key(), false, |index| entries[index].key());
+            let found = match entries.get(below) {
+                Some(entry) if entry.key() == incoming.key() => Ok(below),
+                _ => Err(below),
+            };
+            debug_assert_eq!(
+                found,
+                entries.binary_search_by(|probe| order::compare(probe.key(), incoming.key()))
+            );
             let after = match found {
                 Ok(position) => position + 1,
                 Err(position) => position,
@@ -801,7 +828,16 @@ fn insert_into(
             let replaced = match found {
                 Ok(position) => Some(std::mem::replace(&mut entries[position], entry)),
                 Err(position) => {
-                    entries.insert(position, entry);
+                    if position > 0 && position < entries.len() {
+                        // Between two keys: it shares their prefix.
+                        node.heads.insert(position, entry.key());
+                        entries.insert(position, entry);
+                    } else {
+                        entries.insert(position, entry);
+                        node.heads = Heads::of(entries.len(), entries.len() / 2, |index| {
+                            entries[index].key()
+                        });
+                    }
                     None
                 }
             };
