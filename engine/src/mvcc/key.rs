@@ -101,6 +101,13 @@ const _: () = assert!(ESCAPE != LEASE_KEY_TAG[1] && ESCAPE != TERMINATOR[1]);
 /// The encoded user key with its terminator: the prefix of all its entries.
 pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(user_key.len() + TERMINATOR.len() + REVISION_SUFFIX_BYTES);
+    push_key_prefix(&mut out, user_key);
+    out
+}
+
+/// Appends [`key_prefix`] of `user_key` to `out`.
+pub fn push_key_prefix(out: &mut Vec<u8>, user_key: &[u8]) {
+    out.reserve(user_key.len() + TERMINATOR.len() + REVISION_SUFFIX_BYTES);
     for &byte in user_key {
         out.push(byte);
         if byte == 0x00 {
@@ -108,7 +115,6 @@ pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&TERMINATOR);
-    out
 }
 
 /// The tree key of `user_key` at `revision`.

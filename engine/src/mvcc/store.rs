@@ -91,6 +91,10 @@ pub struct Store {
     pub(crate) ops_since_persist: u64,
     pub(crate) dirty_bytes_since_persist: u64,
     last_persist: Instant,
+    /// A put's key buffer, kept between puts so a put allocates none (it
+    /// grows to the longest MVCC key put, at most a key's limit plus its
+    /// escapes and suffix).
+    pub(crate) put_key_scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Store {
@@ -194,6 +198,7 @@ impl Store {
             ops_since_persist: 0,
             dirty_bytes_since_persist: 0,
             last_persist: Instant::now(),
+            put_key_scratch: Vec::new(),
         })
     }
 

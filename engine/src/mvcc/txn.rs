@@ -7,7 +7,7 @@
 
 use super::key::{decode_value, ValueRecord};
 use super::key::{
-    encode_tombstone, index_key, index_value_header, key_prefix, prefix_of, push_revision_suffix,
+    encode_tombstone, index_key, index_value_header, prefix_of, push_key_prefix, push_revision_suffix,
     put_header, revision_of, IndexRecord, PUT_HEADER_BYTES, REVISION_SUFFIX_BYTES,
 };
 use super::revision::Revision;
@@ -210,7 +210,9 @@ impl Txn<'_> {
     /// ([`insert_built`]), and descends a second time only when that entry
     /// is in the next leaf.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
-        let mut key_buffer = key_prefix(key);
+        let mut key_buffer = std::mem::take(&mut self.store.put_key_scratch);
+        key_buffer.clear();
+        push_key_prefix(&mut key_buffer, key);
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
@@ -257,6 +259,7 @@ impl Txn<'_> {
             false,
             previous_put,
         );
+        self.store.put_key_scratch = key_buffer;
         self.events.push(Event {
             kind: EventKind::Put,
             kv: KeyValue {
