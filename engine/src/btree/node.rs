@@ -552,8 +552,8 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
     let present = match &node.body {
         NodeBody::Leaf(entries) => sorted_keys.iter().any(|key| {
             entries
-                .binary_search_by(|probe| order::compare(probe.key(), key))
-                .is_ok()
+                .get(node.entry_index(key))
+                .is_some_and(|entry| entry.key() == *key)
         }),
         NodeBody::Branch { .. } => true,
     };
@@ -568,7 +568,7 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
             let before = entries.len();
             let mut next = 0;
             entries.retain(|entry| {
-                while next < sorted_keys.len() && sorted_keys[next] < entry.key() {
+                while next < sorted_keys.len() && order::less(sorted_keys[next], entry.key()) {
                     next += 1;
                 }
                 !(next < sorted_keys.len() && sorted_keys[next] == entry.key())
