@@ -58,9 +58,18 @@ impl Heads {
     }
 
     /// How many keys there are heads of.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.words.len()
+    }
+
+    /// A copy with room for `room` more heads.
+    pub fn copy_with_room(&self, room: usize) -> Heads {
+        let mut words = Vec::with_capacity(self.words.len() + room);
+        words.extend_from_slice(&self.words);
+        Heads {
+            prefix_len: self.prefix_len,
+            words,
+        }
     }
 
     /// Adds the head of `key`, which goes at `index` between two keys

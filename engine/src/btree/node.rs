@@ -162,7 +162,7 @@ impl Clone for Node {
             page: AtomicU64::new(0),
             subtree_pages: AtomicU64::new(0),
             payload_len: self.payload_len,
-            heads: self.heads.clone(),
+            heads: self.heads.copy_with_room(copy_room(self.heads.len())),
             body,
         }
     }
@@ -174,8 +174,13 @@ impl Clone for Node {
 /// rarely reallocates a leaf before it splits.
 const COPY_ROOM_ITEMS_MIN: usize = 4;
 
+/// Room a copy of a list of `len` items gets.
+fn copy_room(len: usize) -> usize {
+    COPY_ROOM_ITEMS_MIN.max(len / 2)
+}
+
 fn copy_with_room<T: Clone>(items: &[T]) -> Vec<T> {
-    let room = COPY_ROOM_ITEMS_MIN.max(items.len() / 2);
+    let room = copy_room(items.len());
     let mut copy = Vec::with_capacity(items.len() + room);
     copy.extend_from_slice(items);
     copy

@@ -7,8 +7,9 @@
 
 use super::key::{decode_value, ValueRecord};
 use super::key::{
-    encode_tombstone, index_key, index_value_header, prefix_of, push_key_prefix, push_revision_suffix,
-    put_header, revision_of, IndexRecord, PUT_HEADER_BYTES, REVISION_SUFFIX_BYTES,
+    encode_tombstone, index_key, index_value_header, prefix_of, push_key_prefix,
+    push_revision_suffix, put_header, revision_of, IndexRecord, PUT_HEADER_BYTES,
+    REVISION_SUFFIX_BYTES,
 };
 use super::revision::Revision;
 use super::store::Store;
