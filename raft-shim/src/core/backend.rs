@@ -165,11 +165,12 @@ impl RaftCore {
     }
 
     /// Drops applied entries from raft's in-memory log, keeping the last
-    /// `LOG_ENTRIES_KEPT_MAX` (the WAL holds them durably). Runs once the
-    /// log has twice that many, so the drain is amortised.
+    /// `LOG_ENTRIES_KEPT_MAX` (the WAL holds them durably). Runs once
+    /// `LOG_ENTRIES_DRAIN_BATCH` more have been applied, so the drain is
+    /// amortised and the log's memory stays bounded.
     pub(super) fn compact_raft_log(&mut self) {
         let first_index = self.node.store().first_index().expect("memory storage");
-        if first_index + 2 * LOG_ENTRIES_KEPT_MAX <= self.applied_index {
+        if first_index + LOG_ENTRIES_KEPT_MAX + LOG_ENTRIES_DRAIN_BATCH <= self.applied_index {
             let keep_from = self.applied_index - LOG_ENTRIES_KEPT_MAX;
             let _ = self.node.mut_store().wl().compact(keep_from);
         }

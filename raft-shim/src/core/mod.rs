@@ -57,8 +57,13 @@ pub const HEARTBEAT_TICKS: usize = 1;
 /// etcd's minimum lease TTL: 1.5 election timeouts, rounded up to seconds.
 pub const LEASE_TTL_MIN_SECONDS: i64 =
     ((3 * ELECTION_TICKS as u64 * TICK_INTERVAL.as_millis() as u64 / 2).div_ceil(1000)) as i64;
-/// Raft log entries kept in memory behind the applied index.
-pub const LOG_ENTRIES_KEPT_MAX: u64 = 10_000;
+/// Raft log entries kept in memory behind the applied index: etcd keeps
+/// 5000 (`SnapshotCatchUpEntries`) for a slow follower to catch up from.
+pub const LOG_ENTRIES_KEPT_MAX: u64 = 5_000;
+/// Applied entries beyond [`LOG_ENTRIES_KEPT_MAX`] that wait for one drain
+/// of the in-memory log (the drain moves the kept entries, so it is
+/// amortised over this many; the log peaks at the sum of the two).
+pub const LOG_ENTRIES_DRAIN_BATCH: u64 = 1_000;
 
 /// What the raft core needs to start.
 #[derive(Debug, Clone)]
