@@ -31,6 +31,9 @@ pub struct Heads {
 /// The `HEAD_BYTES` of `key` from `from` as a big-endian word, zero-padded
 /// past its end.
 fn head_at(key: &[u8], from: usize) -> u64 {
+    if let Some(word) = key.get(from..from + HEAD_BYTES) {
+        return u64::from_be_bytes(word.try_into().expect("8 bytes"));
+    }
     let mut bytes = [0u8; HEAD_BYTES];
     let tail = key.get(from..).unwrap_or(&[]);
     let take = tail.len().min(HEAD_BYTES);
@@ -72,11 +75,23 @@ impl Heads {
         }
     }
 
-    /// Adds the head of `key`, which goes at `index` between two keys
-    /// (so it shares their prefix).
-    pub fn insert(&mut self, index: usize, key: &[u8]) {
-        assert!(index > 0 && index < self.words.len(), "between two keys");
+    /// Adds the head of `key`, which goes at `index` among the keys,
+    /// `first_key` being the first of them, if `key` shares their prefix
+    /// (always so between two keys): the prefix, the longest the first
+    /// and last keys share, stays the same. False, changing nothing, when
+    /// it does not: the caller counts the heads afresh.
+    pub fn insert(&mut self, index: usize, key: &[u8], first_key: &[u8]) -> bool {
+        assert!(index <= self.words.len());
+        let between = index > 0 && index < self.words.len();
+        let shares = !self.words.is_empty()
+            && key.len() >= self.prefix_len
+            && key[..self.prefix_len] == first_key[..self.prefix_len];
+        debug_assert!(!between || shares, "a key between two shares their prefix");
+        if !shares {
+            return false;
+        }
         self.words.insert(index, head_at(key, self.prefix_len));
+        true
     }
 
     /// The number of keys below `probe` (`inclusive`: at or below it):
@@ -169,7 +184,7 @@ mod tests {
             };
             let mut heads = Heads::of(keys.len(), 1, |index| &keys[index]);
             let index = keys.partition_point(|key| key < &new_key);
-            heads.insert(index, &new_key);
+            assert!(heads.insert(index, &new_key, &keys[0]));
             keys.insert(index, new_key);
             // The first and last keys stay, so the prefix does too.
             assert_eq!(heads, Heads::of(keys.len(), 0, |index| &keys[index]));
@@ -180,6 +195,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_key_added_at_either_end_is_added_only_with_the_prefix() {
+        let mut random = Random(0x7c3a_91e5_0b44_d2f1);
+        let (mut added, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let shared: Vec<u8> = (0..(random.next() % 12)).map(|i| i as u8 + 1).collect();
+            let mut keys: Vec<Vec<u8>> = (0..1 + random.next() % 20)
+                .map(|_| random.key(&shared))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let new_key = random.key(&shared);
+            if keys.contains(&new_key) {
+                continue;
+            }
+            let index = keys.partition_point(|key| key < &new_key);
+            let mut heads = Heads::of(keys.len(), 0, |index| &keys[index]);
+            let before = heads.clone();
+            let first = keys[0].clone();
+            keys.insert(index, new_key.clone());
+            if heads.insert(index, &new_key, &first) {
+                added += 1;
+                assert_eq!(heads, Heads::of(keys.len(), 0, |index| &keys[index]));
+            } else {
+                refused += 1;
+                assert_eq!(heads, before, "nothing changed");
+                assert!(!new_key.starts_with(&first[..before.prefix_len]));
+            }
+        }
+        assert!(
+            added > 100 && refused > 100,
+            "{added} added, {refused} refused"
+        );
     }
 
     #[test]

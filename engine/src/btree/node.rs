@@ -833,13 +833,12 @@ fn insert_into(
             let replaced = match found {
                 Ok(position) => Some(std::mem::replace(&mut entries[position], entry)),
                 Err(position) => {
-                    if position > 0 && position < entries.len() {
-                        // Between two keys: it shares their prefix.
-                        node.heads.insert(position, entry.key());
-                        entries.insert(position, entry);
-                    } else {
-                        entries.insert(position, entry);
-                        node.heads = Heads::of(entries.len(), entries.len() / 2, |index| {
+                    let counted = entries
+                        .first()
+                        .is_some_and(|first| node.heads.insert(position, entry.key(), first.key()));
+                    entries.insert(position, entry);
+                    if !counted {
+                        node.heads = Heads::of(entries.len(), copy_room(entries.len()), |index| {
                             entries[index].key()
                         });
                     }
@@ -869,9 +868,14 @@ fn insert_into(
                 insert_into(&mut children[position], incoming, last, depth + 1)?;
             if let Some((separator, right)) = child_split {
                 node.payload_len += branch_key_len(&separator);
+                let counted = keys
+                    .first()
+                    .is_some_and(|first| node.heads.insert(position, &separator, first));
                 keys.insert(position, separator);
                 children.insert(position + 1, right);
-                node.heads = Heads::of(keys.len(), keys.len() / 2, |index| &keys[index]);
+                if !counted {
+                    node.heads = Heads::of(keys.len(), copy_room(keys.len()), |index| &keys[index]);
+                }
             }
             let child_count = children.len();
             let split = (child_count >= BRANCH_SPLIT_CHILDREN_MIN
