@@ -320,17 +320,19 @@ fn prepare_watch_match() -> Measured {
     }
     // 100 puts at revisions 2..=101, every 10th watched key.
     let events: Vec<keel_engine::Event> = (0..100u64)
-        .map(|i| keel_engine::Event {
-            kind: keel_engine::EventKind::Put,
-            kv: keel_engine::KeyValue {
-                key: engines::key((i * 10) as usize),
-                create_revision: 2 + i as i64,
-                mod_revision: 2 + i as i64,
-                version: 1,
-                value: engines::value(),
-                lease: 0,
-            },
-            prev_kv: None,
+        .map(|i| {
+            keel_engine::Event::new(
+                keel_engine::EventKind::Put,
+                keel_engine::KeyValue {
+                    key: engines::key((i * 10) as usize),
+                    create_revision: 2 + i as i64,
+                    mod_revision: 2 + i as i64,
+                    version: 1,
+                    value: engines::value(),
+                    lease: 0,
+                },
+                None,
+            )
         })
         .collect();
     let batch = keel_raft_shim::EventBatch {

@@ -325,7 +325,7 @@ fn prev_kv_after_compaction_is_what_the_tree_still_holds() {
         .map(|event| {
             (
                 event.kv.mod_revision,
-                event.prev_kv.as_ref().map(|prev| prev.mod_revision),
+                event.prev_kv().as_ref().map(|prev| prev.mod_revision),
             )
         })
         .collect();
@@ -344,18 +344,18 @@ fn prev_kv_after_compaction_is_what_the_tree_still_holds() {
             (9, Some(4))
         ]
     );
-    assert_eq!(chunk.events[3].prev_kv, Some(kv(b"a", b"2", 2, 3, 2)));
+    assert_eq!(chunk.events[3].prev_kv(), Some(kv(b"a", b"2", 2, 3, 2)));
     assert_eq!(
         chunk.events[2],
-        Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
+        Event::new(
+            EventKind::Delete,
+            KeyValue {
                 key: b"b".to_vec(),
                 mod_revision: 6,
                 ..KeyValue::default()
             },
-            prev_kv: Some(kv(b"b", b"1", 5, 5, 1)),
-        }
+            Some(kv(b"b", b"1", 5, 5, 1))
+        )
     );
     assert_eq!(chunk.events[5].kv, kv(b"c", b"2", 4, 9, 2));
 
@@ -365,7 +365,7 @@ fn prev_kv_after_compaction_is_what_the_tree_still_holds() {
     let chunk = view.events(b"a", b"", 7, 100).unwrap();
     assert_eq!(chunk.events.len(), 1);
     assert_eq!(chunk.events[0].kv, kv(b"a", b"3", 2, 7, 3));
-    assert_eq!(chunk.events[0].prev_kv, None);
+    assert_eq!(chunk.events[0].prev_kv(), None);
 }
 
 #[test]
@@ -413,7 +413,7 @@ fn one_revision_is_never_split() {
     let keys: Vec<Vec<u8>> = chunk.events.iter().map(|e| e.kv.key.clone()).collect();
     let expected: Vec<Vec<u8>> = (0..50).map(|n| format!("k{n:02}").into_bytes()).collect();
     assert_eq!(keys, expected, "sub revision order");
-    assert_eq!(chunk.events[0].prev_kv.as_ref().unwrap().value, b"first");
+    assert_eq!(chunk.events[0].prev_kv().as_ref().unwrap().value, b"first");
     assert_eq!(chunk.next_revision, 4);
     let chunk = view.events(b"k", b"l", 3, 0).unwrap();
     assert_eq!(chunk.events.len(), 50);

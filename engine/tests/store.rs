@@ -62,7 +62,7 @@ fn revisions_and_versions_follow_etcd() {
     assert_eq!(store.revision(), 2);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::Put);
-    assert_eq!(events[0].prev_kv, None);
+    assert_eq!(events[0].prev_kv(), None);
     let first = KeyValue {
         key: b"a".to_vec(),
         create_revision: 2,
@@ -75,7 +75,7 @@ fn revisions_and_versions_follow_etcd() {
 
     let events = put(&mut store, b"a", b"2");
     assert_eq!(store.revision(), 3);
-    assert_eq!(events[0].prev_kv, Some(first.clone()));
+    assert_eq!(events[0].prev_kv(), Some(first.clone()));
     let second = get(&store, b"a").unwrap();
     assert_eq!(
         (second.create_revision, second.mod_revision, second.version),
@@ -146,7 +146,7 @@ fn delete_event_has_key_and_revision_only() {
             ..KeyValue::default()
         }
     );
-    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"1");
+    assert_eq!(events[0].prev_kv().as_ref().unwrap().value, b"1");
     assert_eq!(store.applied_index(), 9);
 }
 
@@ -348,7 +348,7 @@ fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
     assert_eq!(before.revision, 2);
     txn.put(b"a", b"1", 7);
     txn.put(b"b", b"1", 0);
-    let previous = txn.put(b"a", b"2", 7).unwrap();
+    let previous = txn.put(b"a", b"2", 7).prev_kv().unwrap();
     assert_eq!((previous.mod_revision, previous.version), (3, 1));
     let inside = txn
         .range(&RangeOptions {
@@ -621,7 +621,7 @@ fn puts_across_leaves_follow_a_model() {
         let twice = next(8) == 0;
         let mut batch = store.write_batch();
         let mut txn = batch.txn();
-        let previous = txn.put(&key, &value, 0).cloned();
+        let previous = txn.put(&key, &value, 0).prev_kv();
         let expected = model.get(&key).cloned();
         assert_eq!(
             previous.map(|kv| (kv.create_revision, kv.mod_revision, kv.version, kv.value)),
@@ -634,7 +634,7 @@ fn puts_across_leaves_follow_a_model() {
         };
         let mut entry = (create_revision, revision, version, value.clone());
         if twice {
-            let again = txn.put(&key, b"again", 0).cloned().unwrap();
+            let again = txn.put(&key, b"again", 0).prev_kv().unwrap();
             assert_eq!((again.version, again.value), (version, value.clone()));
             entry = (create_revision, revision, version + 1, b"again".to_vec());
         }

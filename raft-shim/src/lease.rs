@@ -180,7 +180,7 @@ impl Lessor {
     /// detaches it from the previous one), a delete detaches it.
     pub fn track(&mut self, events: &[Event]) {
         for event in events {
-            let previous = event.prev_kv.as_ref().map_or(0, |kv| kv.lease);
+            let previous = event.prev_lease();
             let current = match event.kind {
                 EventKind::Put => event.kv.lease,
                 EventKind::Delete => 0,
@@ -213,19 +213,19 @@ mod tests {
     use keel_engine::KeyValue;
 
     fn put(key: &[u8], lease: i64, prev_lease: Option<i64>) -> Event {
-        Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
+        Event::new(
+            EventKind::Put,
+            KeyValue {
                 key: key.to_vec(),
                 lease,
                 ..KeyValue::default()
             },
-            prev_kv: prev_lease.map(|lease| KeyValue {
+            prev_lease.map(|lease| KeyValue {
                 key: key.to_vec(),
                 lease,
                 ..KeyValue::default()
             }),
-        }
+        )
     }
 
     #[test]
@@ -291,18 +291,18 @@ mod tests {
         ]);
         assert!(lessor.keys(1).unwrap().is_empty());
         assert_eq!(lessor.keys(2).unwrap(), vec![b"b".to_vec()]);
-        let delete = Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
+        let delete = Event::new(
+            EventKind::Delete,
+            KeyValue {
                 key: b"b".to_vec(),
                 ..KeyValue::default()
             },
-            prev_kv: Some(KeyValue {
+            Some(KeyValue {
                 key: b"b".to_vec(),
                 lease: 2,
                 ..KeyValue::default()
             }),
-        };
+        );
         lessor.track(&[delete]);
         assert!(lessor.keys(2).unwrap().is_empty());
         assert_eq!(lessor.ids(), vec![1, 2]);

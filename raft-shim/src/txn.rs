@@ -32,8 +32,15 @@ pub trait KvTxn {
     fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
     /// The same in descending key order.
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
-    /// Puts and returns the previous kv.
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue>;
+    /// Puts; returns the previous kv if `want_previous` (and the key
+    /// existed).
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        want_previous: bool,
+    ) -> Option<KeyValue>;
     /// Deletes the range and returns the deleted kvs.
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue>;
     /// Whether a put may name lease `id` (etcd's `lessor.Lookup`).
@@ -55,8 +62,14 @@ impl KvTxn for LeasedTxn<'_, '_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.txn.range_descending(options)
     }
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
-        self.txn.put(key, value, lease)
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        want_previous: bool,
+    ) -> Option<KeyValue> {
+        KvTxn::put(&mut self.txn, key, value, lease, want_previous)
     }
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
         self.txn.delete_range(key, range_end)
@@ -73,8 +86,19 @@ impl KvTxn for Txn<'_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         Txn::range_descending(self, options)
     }
-    fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
-        Txn::put(self, key, value, lease)
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        want_previous: bool,
+    ) -> Option<KeyValue> {
+        let event = Txn::put(self, key, value, lease);
+        if want_previous {
+            event.prev_kv()
+        } else {
+            None
+        }
     }
     fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
         Txn::delete_range(self, key, range_end)
@@ -92,7 +116,7 @@ impl KvTxn for ReadOnly<'_> {
     fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.0.range_descending(options)
     }
-    fn put(&mut self, _: &[u8], _: &[u8], _: i64) -> Option<&KeyValue> {
+    fn put(&mut self, _: &[u8], _: &[u8], _: i64, _: bool) -> Option<KeyValue> {
         unreachable!("a read-only txn has no put")
     }
     fn delete_range(&mut self, _: &[u8], _: &[u8]) -> Vec<KeyValue> {
@@ -158,13 +182,11 @@ pub fn apply_put<T: KvTxn>(kv: &mut T, put: &PutRequest) -> Result<PutResponse, 
     if lease != 0 && !kv.lease_exists(lease) {
         return Err(ApplyError::LeaseNotFound);
     }
-    let prev_kv = kv.put(&put.key, value, lease);
+    // Built only when asked for.
+    let prev_kv = kv.put(&put.key, value, lease, put.prev_kv);
     Ok(PutResponse {
         header: None,
-        // Copied only when asked for (the txn's event keeps its own).
-        prev_kv: prev_kv
-            .filter(|_| put.prev_kv)
-            .map(|previous| to_proto_kv(previous.clone())),
+        prev_kv: prev_kv.map(to_proto_kv),
     })
 }
 

@@ -312,24 +312,23 @@ fn collect_key<'a>(
 
 /// The event an MVCC entry records, as [`super::Txn`] reports it.
 fn event_of(entry: &Entry, revision: Revision, previous: Option<&Entry>) -> Event {
-    let prev_kv = previous
+    let previous = previous
         .filter(|older| matches!(decode_value(older.value()), ValueRecord::Put { .. }))
-        .map(|older| key_value_of(older, false));
-    match decode_value(entry.value()) {
-        ValueRecord::Put { .. } => Event {
-            kind: EventKind::Put,
-            kv: key_value_of(entry, false),
-            prev_kv,
-        },
-        ValueRecord::Tombstone => Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
+        .cloned();
+    let (kind, kv) = match decode_value(entry.value()) {
+        ValueRecord::Put { .. } => (EventKind::Put, key_value_of(entry, false)),
+        ValueRecord::Tombstone => (
+            EventKind::Delete,
+            KeyValue {
                 key: user_key_of(entry.key()),
                 mod_revision: revision.main,
                 ..KeyValue::default()
             },
-            prev_kv,
-        },
+        ),
+    };
+    match previous {
+        Some(previous) => Event::after_entry(kind, kv, previous),
+        None => Event::new(kind, kv, None),
     }
 }
 
@@ -443,15 +442,15 @@ mod tests {
     use super::*;
 
     fn event(main: i64) -> Event {
-        Event {
-            kind: EventKind::Delete,
-            kv: KeyValue {
+        Event::new(
+            EventKind::Delete,
+            KeyValue {
                 key: b"k".to_vec(),
                 mod_revision: main,
                 ..KeyValue::default()
             },
-            prev_kv: None,
-        }
+            None,
+        )
     }
 
     /// Offers events of many revisions in a scrambled order and checks the

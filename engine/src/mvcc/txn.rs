@@ -13,7 +13,7 @@ use super::key::{
 };
 use super::revision::Revision;
 use super::store::Store;
-use super::view::{key_value_of, newest_at, newest_of, range, scan_visible, ScanOrder};
+use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
 use crate::btree::{insert_built, insert_entry, Entry};
 use crate::error::MvccError;
@@ -95,6 +95,33 @@ impl<'a> WriteBatch<'a> {
     /// (readers switch atomically, lock-free). Does not fsync.
     pub fn commit(self, applied_index: u64) {
         self.store.publish(applied_index);
+    }
+}
+
+/// What a key's newest MVCC entry says, for a put over it.
+enum Newest {
+    Put {
+        revision: Revision,
+        create_revision: i64,
+        version: i64,
+    },
+    Tombstone,
+}
+
+impl Newest {
+    fn of(entry: &Entry) -> Newest {
+        match decode_value(entry.value()) {
+            ValueRecord::Put {
+                create_revision,
+                version,
+                ..
+            } => Newest::Put {
+                revision: revision_of(entry.key()),
+                create_revision,
+                version,
+            },
+            ValueRecord::Tombstone => Newest::Tombstone,
+        }
     }
 }
 
@@ -202,25 +229,30 @@ impl Txn<'_> {
                 as u64;
     }
 
-    /// Puts `key`; returns the previous kv. Version increments;
-    /// create_revision is kept, and reset after a delete.
+    /// Puts `key`; returns its event ([`Event::prev_kv`] is the previous
+    /// kv). Version increments; create_revision is kept, and reset after a
+    /// delete.
     ///
     /// The key's newest revision is the entry right after the new one in
     /// tree order (revisions of a key order newest first), so the put reads
     /// it in the same descent that inserts the new entry
     /// ([`insert_built`]), and descends a second time only when that entry
     /// is in the next leaf.
-    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<&KeyValue> {
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> &Event {
         let mut key_buffer = std::mem::take(&mut self.store.put_key_scratch);
         key_buffer.clear();
         push_key_prefix(&mut key_buffer, key);
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
-        let mut newest: Option<(Revision, Option<KeyValue>)> = None;
-        let build = |newest: &Option<(Revision, Option<KeyValue>)>| {
-            let (create_revision, version) = match newest {
-                Some((_, Some(previous))) => (previous.create_revision, previous.version + 1),
+        let mut newest: Option<Entry> = None;
+        let build = |newest: &Option<Entry>| {
+            let (create_revision, version) = match newest.as_ref().map(Newest::of) {
+                Some(Newest::Put {
+                    create_revision,
+                    version,
+                    ..
+                }) => (create_revision, version + 1),
                 _ => (revision.main, 1),
             };
             Entry::from_parts(
@@ -231,7 +263,7 @@ impl Txn<'_> {
         let inserted = insert_built(&mut self.store.root, &key_buffer, |next| {
             newest = next
                 .filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len])
-                .map(newest_of);
+                .cloned();
             build(&newest)
         });
         let replaced = match inserted {
@@ -245,13 +277,13 @@ impl Txn<'_> {
             }
         };
         assert!(replaced.is_none(), "revision written twice");
-        let (previous_put, previous) = match newest {
-            Some((revision, Some(kv))) => (Some(revision), Some(kv)),
-            _ => (None, None),
-        };
-        let (create_revision, version) = match &previous {
-            Some(previous) => (previous.create_revision, previous.version + 1),
-            None => (revision.main, 1),
+        let (previous_put, create_revision, version) = match newest.as_ref().map(Newest::of) {
+            Some(Newest::Put {
+                revision: previous,
+                create_revision,
+                version,
+            }) => (Some(previous), create_revision, version + 1),
+            _ => (None, revision.main, 1),
         };
         self.index(
             &key_buffer,
@@ -261,19 +293,21 @@ impl Txn<'_> {
             previous_put,
         );
         self.store.put_key_scratch = key_buffer;
-        self.events.push(Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
-                key: key.to_vec(),
-                create_revision,
-                mod_revision: revision.main,
-                version,
-                value: value.to_vec(),
-                lease,
-            },
-            prev_kv: previous,
-        });
-        self.events.last().and_then(|event| event.prev_kv.as_ref())
+        let kv = KeyValue {
+            key: key.to_vec(),
+            create_revision,
+            mod_revision: revision.main,
+            version,
+            value: value.to_vec(),
+            lease,
+        };
+        // The previous put's entry, not its kv: built only if asked for.
+        let event = match newest.filter(|_| previous_put.is_some()) {
+            Some(previous) => Event::after_entry(EventKind::Put, kv, previous),
+            None => Event::new(EventKind::Put, kv, None),
+        };
+        self.events.push(event);
+        self.events.last().expect("just pushed")
     }
 
     /// Deletes `[key, range_end)` (etcd's range rules); returns the deleted
@@ -310,15 +344,15 @@ impl Txn<'_> {
                 true,
                 Some(previous_revision),
             );
-            self.events.push(Event {
-                kind: EventKind::Delete,
-                kv: KeyValue {
+            self.events.push(Event::new(
+                EventKind::Delete,
+                KeyValue {
                     key: previous.key.clone(),
                     mod_revision: revision.main,
                     ..KeyValue::default()
                 },
-                prev_kv: Some(previous.clone()),
-            });
+                Some(previous.clone()),
+            ));
             deleted.push(previous);
         }
         deleted

@@ -6,7 +6,6 @@
 use super::history::{HistoryChunk, HistoryWalk};
 use super::key::{decode_value, prefix_of, revision_of, user_key_of, ValueRecord};
 use super::key_range::KeyRange;
-use super::revision::Revision;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
 use crate::btree::{
     write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, Entry, Node,
@@ -353,25 +352,15 @@ fn scan_descending(root: &Node, options: &RangeOptions, read_revision: i64) -> R
 
 /// The newest entry at or below `seek_key`'s main revision of the user key
 /// whose MVCC prefix `seek_key` has (seek keys carry sub `i64::MAX`), if
-/// any: its revision, and its kv if it is a put.
-pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<(Revision, Option<KeyValue>)> {
+/// any.
+pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<Entry> {
     let cursor = Cursor::seek(root, seek_key);
     let entry = cursor.current()?;
     if prefix_of(entry.key()) != prefix_of(seek_key) {
         return None;
     }
     debug_assert!(revision_of(entry.key()) <= revision_of(seek_key));
-    Some(newest_of(entry))
-}
-
-/// The revision of a user key's MVCC entry, and its kv (`None` for a
-/// tombstone).
-pub(crate) fn newest_of(entry: &Entry) -> (Revision, Option<KeyValue>) {
-    let revision = revision_of(entry.key());
-    match decode_value(entry.value()) {
-        ValueRecord::Tombstone => (revision, None),
-        ValueRecord::Put { .. } => (revision, Some(key_value_of(entry, false))),
-    }
+    Some(entry.clone())
 }
 
 pub(crate) fn key_value_of(entry: &Entry, keys_only: bool) -> KeyValue {

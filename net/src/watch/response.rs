@@ -105,7 +105,7 @@ fn to_proto_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
         },
         kv: Some(to_proto_kv(event.kv.clone())),
         prev_kv: if with_prev_kv {
-            event.prev_kv.clone().map(to_proto_kv)
+            event.prev_kv().map(to_proto_kv)
         } else {
             None
         },
@@ -119,9 +119,9 @@ mod tests {
 
     #[test]
     fn shared_event_encoding_decodes_as_the_whole_response() {
-        let event = Event {
-            kind: EventKind::Put,
-            kv: KeyValue {
+        let event = Event::new(
+            EventKind::Put,
+            KeyValue {
                 key: b"k".to_vec(),
                 create_revision: 2,
                 mod_revision: 5,
@@ -129,12 +129,12 @@ mod tests {
                 value: b"v".to_vec(),
                 lease: 0,
             },
-            prev_kv: Some(KeyValue {
+            Some(KeyValue {
                 key: b"k".to_vec(),
                 mod_revision: 4,
                 ..KeyValue::default()
             }),
-        };
+        );
         let header = ResponseHeader {
             cluster_id: 1,
             member_id: 2,
