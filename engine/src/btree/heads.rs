@@ -145,41 +145,35 @@ impl Heads {
 mod tests {
     use super::*;
 
-    struct Random(u64);
+    use super::super::test_random::XorShift;
 
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        /// Keys from a small alphabet with a shared start, so prefixes,
-        /// zero bytes and keys that are prefixes of others are common.
-        fn key(&mut self, shared: &[u8]) -> Vec<u8> {
-            let mut key = shared[..(self.next() % (shared.len() as u64 + 1)) as usize].to_vec();
-            let extra = (self.next() % 14) as usize;
-            key.extend((0..extra).map(|_| [0u8, 1, 0x7f, 0xff][(self.next() % 4) as usize]));
-            key
-        }
+    /// Keys from a small alphabet with a shared start, so prefixes,
+    /// zero bytes and keys that are prefixes of others are common.
+    fn random_key(random: &mut XorShift, shared: &[u8]) -> Vec<u8> {
+        let mut key = shared[..random.below(shared.len() as u64 + 1) as usize].to_vec();
+        let extra = random.below(14) as usize;
+        key.extend((0..extra).map(|_| [0u8, 1, 0x7f, 0xff][random.below(4) as usize]));
+        key
     }
 
     #[test]
     fn a_key_inserted_between_two_gets_the_head_a_recount_gives() {
-        let mut random = Random(0x2f1e_33aa_9c0d_4b17);
+        let mut random = XorShift(0x2f1e_33aa_9c0d_4b17);
         for _ in 0..500 {
             let shared: Vec<u8> = (0..(random.next() % 12)).map(|i| i as u8 + 1).collect();
             let mut keys: Vec<Vec<u8>> = (0..3 + random.next() % 30)
-                .map(|_| random.key(&shared))
+                .map(|_| random_key(&mut random, &shared))
                 .collect();
             keys.sort();
             keys.dedup();
-            let Some(new_key) = (0..50).map(|_| random.key(&shared)).find(|key| {
-                keys.first().is_some_and(|first| first < key)
-                    && keys.last().is_some_and(|last| key < last)
-                    && !keys.contains(key)
-            }) else {
+            let Some(new_key) = (0..50)
+                .map(|_| random_key(&mut random, &shared))
+                .find(|key| {
+                    keys.first().is_some_and(|first| first < key)
+                        && keys.last().is_some_and(|last| key < last)
+                        && !keys.contains(key)
+                })
+            else {
                 continue;
             };
             let mut heads = Heads::of(keys.len(), 1, |index| &keys[index]);
@@ -199,16 +193,16 @@ mod tests {
 
     #[test]
     fn a_key_added_at_either_end_is_added_only_with_the_prefix() {
-        let mut random = Random(0x7c3a_91e5_0b44_d2f1);
+        let mut random = XorShift(0x7c3a_91e5_0b44_d2f1);
         let (mut added, mut refused) = (0, 0);
         for _ in 0..3000 {
             let shared: Vec<u8> = (0..(random.next() % 12)).map(|i| i as u8 + 1).collect();
             let mut keys: Vec<Vec<u8>> = (0..1 + random.next() % 20)
-                .map(|_| random.key(&shared))
+                .map(|_| random_key(&mut random, &shared))
                 .collect();
             keys.sort();
             keys.dedup();
-            let new_key = random.key(&shared);
+            let new_key = random_key(&mut random, &shared);
             if keys.contains(&new_key) {
                 continue;
             }
@@ -234,11 +228,11 @@ mod tests {
 
     #[test]
     fn counts_exactly_as_partition_point_over_the_keys() {
-        let mut random = Random(0x5851_f42d_4c95_7f2d);
+        let mut random = XorShift(0x5851_f42d_4c95_7f2d);
         for round in 0..3000 {
             let shared: Vec<u8> = (0..(random.next() % 20)).map(|i| i as u8 + 1).collect();
             let mut keys: Vec<Vec<u8>> = (0..(random.next() % 40))
-                .map(|_| random.key(&shared))
+                .map(|_| random_key(&mut random, &shared))
                 .collect();
             keys.sort();
             keys.dedup();
@@ -248,7 +242,7 @@ mod tests {
                 let probe = if !keys.is_empty() && random.next().is_multiple_of(3) {
                     keys[(random.next() % keys.len() as u64) as usize].clone()
                 } else {
-                    random.key(&shared)
+                    random_key(&mut random, &shared)
                 };
                 assert_eq!(
                     heads.count_below(&probe, false, |index| &keys[index]),

@@ -29,6 +29,8 @@ pub mod node;
 pub mod order;
 pub mod page;
 mod tail;
+#[cfg(test)]
+mod test_random;
 
 pub use copy::{
     part_file_path, write_tree_copy, write_tree_copy_in, write_tree_copy_to, PART_FILE_SUFFIX,

@@ -1200,20 +1200,7 @@ mod tests {
         leaves
     }
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-    }
+    use super::super::test_random::XorShift;
 
     #[test]
     fn random_inserts_and_removals_match_a_model_and_keep_old_roots() {

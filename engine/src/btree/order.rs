@@ -45,31 +45,21 @@ pub fn less(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (xorshift), so failures repeat.
-    struct Random(u64);
+    use super::super::test_random::XorShift;
 
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        /// A key of up to 40 bytes drawn from a small alphabet, so long
-        /// shared prefixes and prefixes of one another are common.
-        fn key(&mut self) -> Vec<u8> {
-            let len = (self.next() % 41) as usize;
-            (0..len).map(|_| (self.next() % 3) as u8 + 0x7f).collect()
-        }
+    /// A key of up to 40 bytes drawn from a small alphabet, so long
+    /// shared prefixes and prefixes of one another are common.
+    fn random_key(random: &mut XorShift) -> Vec<u8> {
+        let len = random.below(41) as usize;
+        (0..len).map(|_| random.below(3) as u8 + 0x7f).collect()
     }
 
     #[test]
     fn orders_exactly_as_slices_do() {
-        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
-            let a = random.key();
-            let mut b = random.key();
+            let a = random_key(&mut random);
+            let mut b = random_key(&mut random);
             if random.next().is_multiple_of(4) {
                 // Often a copy of `a`, cut short or changed in one byte.
                 b = a.clone();
