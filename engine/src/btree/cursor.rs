@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn reverse_scans_match_a_model() {
-        use super::super::node::remove_sorted;
+        use super::super::remove::remove_sorted;
         use std::collections::BTreeSet;
         let mut root = Node::empty();
         let mut model = BTreeSet::new();

@@ -28,6 +28,7 @@ mod heads;
 pub mod node;
 pub mod order;
 pub mod page;
+mod remove;
 mod tail;
 #[cfg(test)]
 mod test_random;
@@ -38,5 +39,6 @@ pub use copy::{
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use node::{insert, insert_built, insert_entry, remove_sorted, Entry, Node, NodeBody};
+pub use node::{insert, insert_built, insert_entry, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
+pub use remove::remove_sorted;
