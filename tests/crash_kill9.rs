@@ -180,3 +180,44 @@ fn restarts_on_its_port_right_after_a_kill() {
         assert_eq!(all.count(), 4);
     });
 }
+
+/// A second keel on a data dir in use refuses to start (it would write the
+/// same WAL and tree file), and the first keeps serving.
+#[test]
+fn a_second_keel_on_the_same_data_dir_refuses_to_start() {
+    let first = Keel::start("data_dir_lock");
+    let second_port = common::free_port();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--data-dir")
+        .arg(&first.data_dir)
+        .arg("--listen-client-urls")
+        .arg(format!("http://127.0.0.1:{second_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn keel");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second keel did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("data dir is in use by another keel process"),
+        "{stderr}"
+    );
+    runtime().block_on(async {
+        let mut kv = client(&first.endpoint()).await;
+        kv.put("after", "refusal", None).await.unwrap();
+        let got = kv.get("after", None).await.unwrap();
+        assert_eq!(got.kvs()[0].value(), b"refusal");
+    });
+}

@@ -115,6 +115,9 @@ pub struct RaftCore {
     node: RawNode<MemStorage>,
     wal: Wal,
     store: Store,
+    /// Held while the core lives: the data dir's lock (`open.rs`).
+    #[allow(dead_code)]
+    data_dir_lock: std::fs::File,
     status: Arc<RaftStatus>,
     /// Proposal id -> the core and token waiting for its result.
     pending: HashMap<u64, (ShardId, Token)>,

@@ -27,6 +27,15 @@ pub enum OpenError {
         applied_index: u64,
     },
     Raft(raft::Error),
+    /// Another process holds the data dir's lock (`member/lock`).
+    Locked {
+        path: PathBuf,
+    },
+    /// The lock file could not be opened or locked.
+    Lock {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for OpenError {
@@ -55,6 +64,14 @@ impl std::fmt::Display for OpenError {
                 wal_dir.display()
             ),
             OpenError::Raft(error) => write!(f, "raft: {error}"),
+            OpenError::Locked { path } => write!(
+                f,
+                "data dir is in use by another keel process: {} is locked",
+                path.display()
+            ),
+            OpenError::Lock { path, error } => {
+                write!(f, "cannot lock {}: {error}", path.display())
+            }
         }
     }
 }
@@ -91,6 +108,7 @@ impl RaftCore {
                 error,
             })?;
         }
+        let data_dir_lock = lock_data_dir(&member_dir)?;
         let tree_path = snap_dir.join("db");
         let store = Store::open(&tree_path, backend_options()).map_err(OpenError::Store)?;
         let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
@@ -202,6 +220,7 @@ impl RaftCore {
             node,
             wal,
             store,
+            data_dir_lock,
             status: status.clone(),
             pending: HashMap::new(),
             // Ids stay unique across restarts: replayed entries never match a new proposal.
@@ -230,6 +249,28 @@ impl RaftCore {
 /// The lease table as the backend holds it: every lease with its whole
 /// TTL from now, and the live keys attached to each (read from the keys'
 /// own lease field, so attachments are never stored twice).
+/// Takes the data dir's lock (`member/lock`, an exclusive `flock` the
+/// kernel drops when the process ends, also on kill -9), so a second keel
+/// on the same data dir refuses to start instead of writing the same WAL
+/// and tree file.
+fn lock_data_dir(member_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
+    let path = member_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| OpenError::Lock {
+            path: path.clone(),
+            error,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path }),
+        Err(std::fs::TryLockError::Error(error)) => Err(OpenError::Lock { path, error }),
+    }
+}
+
 pub(super) fn open_leases(store: &Store) -> Lessor {
     let mut leases = Lessor::new(&store.leases(), LEASE_TTL_MIN_SECONDS, Instant::now());
     if leases.is_empty() {
