@@ -7,14 +7,18 @@
 //! O(log n + entries visited) either way. A cursor that runs off either end
 //! of the tree stays there: [`Cursor::current`] is `None` from then on.
 
-use super::node::{Entry, Node, NodeBody, TREE_DEPTH_MAX};
+use super::leaf::{EntryRef, Leaf};
+use super::node::{Node, NodeBody, TREE_DEPTH_MAX};
 use std::sync::Arc;
+
+/// Where a cursor past either end stands.
+static NO_ENTRIES: Leaf = Leaf::new();
 
 /// A position in a tree borrowed from its root.
 pub struct Cursor<'a> {
     /// Branch children lists on the path and the index taken in each.
     stack: Vec<(&'a [Arc<Node>], usize)>,
-    leaf: &'a [Entry],
+    leaf: &'a Leaf,
     position: usize,
 }
 
@@ -44,7 +48,7 @@ impl<'a> Cursor<'a> {
     pub fn last(root: &'a Node) -> Cursor<'a> {
         let mut cursor = Cursor {
             stack: Vec::new(),
-            leaf: &[],
+            leaf: &NO_ENTRIES,
             position: 0,
         };
         if !cursor.descend_rightmost(root) {
@@ -61,10 +65,10 @@ impl<'a> Cursor<'a> {
         loop {
             assert!(stack.len() < TREE_DEPTH_MAX);
             match &node.body {
-                NodeBody::Leaf(entries) => {
+                NodeBody::Leaf(leaf) => {
                     let cursor = Cursor {
                         stack,
-                        leaf: entries,
+                        leaf,
                         position: 0,
                     };
                     return (cursor, node);
@@ -79,7 +83,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The entry under the cursor, `None` past either end.
-    pub fn current(&self) -> Option<&'a Entry> {
+    pub fn current(&self) -> Option<EntryRef<'a>> {
         self.leaf.get(self.position)
     }
 
@@ -114,10 +118,10 @@ impl<'a> Cursor<'a> {
                 loop {
                     assert!(self.stack.len() < TREE_DEPTH_MAX);
                     match &node.body {
-                        NodeBody::Leaf(entries) => {
-                            self.leaf = entries;
+                        NodeBody::Leaf(leaf) => {
+                            self.leaf = leaf;
                             self.position = 0;
-                            if entries.is_empty() {
+                            if leaf.is_empty() {
                                 break;
                             }
                             return;
@@ -130,7 +134,7 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        self.leaf = &[];
+        self.leaf = &NO_ENTRIES;
         self.position = 0;
     }
 
@@ -145,7 +149,7 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
-        self.leaf = &[];
+        self.leaf = &NO_ENTRIES;
         self.position = 0;
     }
 
@@ -157,10 +161,10 @@ impl<'a> Cursor<'a> {
         loop {
             assert!(self.stack.len() < TREE_DEPTH_MAX);
             match &node.body {
-                NodeBody::Leaf(entries) => {
-                    self.leaf = entries;
-                    self.position = entries.len().saturating_sub(1);
-                    return !entries.is_empty();
+                NodeBody::Leaf(leaf) => {
+                    self.leaf = leaf;
+                    self.position = leaf.len().saturating_sub(1);
+                    return !leaf.is_empty();
                 }
                 NodeBody::Branch { children, .. } => {
                     let last = children.len() - 1;
@@ -291,11 +295,9 @@ mod tests {
     #[test]
     fn reverse_scans_skip_empty_leaves() {
         let leaf = |keys: &[&str]| {
-            Arc::new(Node::new(NodeBody::Leaf(
-                keys.iter()
-                    .map(|key| Entry::new(key.as_bytes(), b""))
-                    .collect(),
-            )))
+            Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
+                keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"")),
+            ))))
         };
         let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
         let root = Node::new(NodeBody::Branch {

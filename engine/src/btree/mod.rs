@@ -25,6 +25,7 @@ pub mod cursor;
 pub mod defrag;
 pub mod file;
 mod heads;
+pub mod leaf;
 pub mod node;
 pub mod order;
 pub mod page;
@@ -39,6 +40,7 @@ pub use copy::{
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use node::{insert, insert_built, insert_entry, Entry, Node, NodeBody};
+pub use leaf::{EntryRef, Leaf};
+pub use node::{insert, insert_built, insert_parts, Entry, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
 pub use remove::remove_sorted;

@@ -9,7 +9,9 @@
 //! marked dirty, so a dirty node's ancestors are dirty too and `persist`
 //! only visits dirty subtrees.
 //!
-//! Node payload on disk (inside the frame of page.rs), little-endian:
+//! A leaf keeps its entries in one buffer in the payload's own layout
+//! (`leaf.rs`). Node payload on disk (inside the frame of page.rs),
+//! little-endian:
 //!
 //! ```text
 //! leaf:   entry_count x { key_len u32, value_len u32, key, value }
@@ -19,6 +21,7 @@
 //! ```
 
 use super::heads::Heads;
+use super::leaf::{copy_capacity, EntryRef, Leaf, FULL_LEAF_CAPACITY_BYTES};
 use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,8 +102,9 @@ impl Entry {
         &self.bytes[self.key_len as usize..]
     }
 
-    fn encoded_len(&self) -> usize {
-        8 + self.bytes.len()
+    /// The entry borrowed, as a leaf hands its entries out.
+    pub fn as_entry_ref(&self) -> EntryRef<'_> {
+        EntryRef::new(self.key(), self.value())
     }
 }
 
@@ -108,7 +112,7 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub enum NodeBody {
     /// Sorted entries.
-    Leaf(Vec<Entry>),
+    Leaf(Leaf),
     /// `keys.len() + 1 == children.len()`; every key in `children[i + 1]`
     /// is >= `keys[i]` and every key in `children[i]` is below it (after
     /// removals `keys[i]` need not be present).
@@ -152,7 +156,7 @@ impl Clone for Node {
     /// items: the first insert into a copy would otherwise reallocate it.
     fn clone(&self) -> Node {
         let body = match &self.body {
-            NodeBody::Leaf(entries) => NodeBody::Leaf(copy_with_room(entries)),
+            NodeBody::Leaf(leaf) => NodeBody::Leaf(leaf.copy_with_room(copy_room(leaf.len()))),
             NodeBody::Branch { keys, children } => NodeBody::Branch {
                 keys: copy_with_room(keys),
                 children: copy_with_room(children),
@@ -212,7 +216,7 @@ impl Node {
 
     /// An empty leaf.
     pub fn empty() -> Arc<Node> {
-        Arc::new(Node::new(NodeBody::Leaf(Vec::new())))
+        Arc::new(Node::new(NodeBody::Leaf(Leaf::new())))
     }
 
     /// The node's first page, or `None` when dirty.
@@ -285,13 +289,13 @@ impl Node {
     /// (where `key` is or would be); 0 for a branch.
     pub fn entry_index(&self, key: &[u8]) -> usize {
         match &self.body {
-            NodeBody::Leaf(entries) => {
-                let index = self
-                    .heads
-                    .count_below(key, false, |index| entries[index].key());
+            NodeBody::Leaf(leaf) => {
+                let index = self.heads.count_below(key, false, |index| leaf.key(index));
                 debug_assert_eq!(
                     index,
-                    entries.partition_point(|entry| order::less(entry.key(), key))
+                    leaf.iter()
+                        .filter(|entry| order::less(entry.key(), key))
+                        .count()
                 );
                 index
             }
@@ -317,14 +321,9 @@ impl Node {
     ) -> (u32, Vec<u8>) {
         let mut out = Vec::with_capacity(self.encoded_payload_len());
         let count = match &self.body {
-            NodeBody::Leaf(entries) => {
-                for entry in entries {
-                    out.extend_from_slice(&entry.key_len.to_le_bytes());
-                    let value_len = (entry.bytes.len() - entry.key_len as usize) as u32;
-                    out.extend_from_slice(&value_len.to_le_bytes());
-                    out.extend_from_slice(&entry.bytes);
-                }
-                entries.len()
+            NodeBody::Leaf(leaf) => {
+                out.extend_from_slice(leaf.payload());
+                leaf.len()
             }
             NodeBody::Branch { keys, children } => {
                 out.extend_from_slice(&child_page(0, &children[0]).to_le_bytes());
@@ -345,14 +344,14 @@ impl Node {
 fn heads_of(body: &NodeBody) -> Heads {
     match body {
         NodeBody::Branch { keys, .. } => Heads::of(keys.len(), 0, |index| &keys[index]),
-        NodeBody::Leaf(entries) => Heads::of(entries.len(), 0, |index| entries[index].key()),
+        NodeBody::Leaf(leaf) => Heads::of(leaf.len(), 0, |index| leaf.key(index)),
     }
 }
 
 /// Payload size on disk of `body`, counted entry by entry.
 fn payload_len_of(body: &NodeBody) -> usize {
     match body {
-        NodeBody::Leaf(entries) => entries.iter().map(Entry::encoded_len).sum(),
+        NodeBody::Leaf(leaf) => leaf.payload().len(),
         NodeBody::Branch { keys, .. } => {
             8 + keys.iter().map(|key| branch_key_len(key)).sum::<usize>()
         }
@@ -398,30 +397,8 @@ impl<'a> PayloadReader<'a> {
 }
 
 /// Decodes a leaf payload.
-pub fn decode_leaf(payload: &[u8], entry_count: u32) -> Result<Vec<Entry>, PayloadProblem> {
-    let mut reader = PayloadReader {
-        bytes: payload,
-        offset: 0,
-    };
-    let mut entries: Vec<Entry> = Vec::with_capacity(entry_count.min(1 << 16) as usize);
-    for _ in 0..entry_count {
-        let at = reader.offset;
-        let key_len = reader.u32()? as usize;
-        let value_len = reader.u32()? as usize;
-        if key_len > KEY_BYTES_MAX || value_len > VALUE_BYTES_MAX {
-            return Err((at, "leaf entry length out of range"));
-        }
-        let key = reader.take(key_len)?;
-        let value = reader.take(value_len)?;
-        if entries.last().is_some_and(|last| last.key() >= key) {
-            return Err((at, "leaf keys out of order"));
-        }
-        entries.push(Entry::new(key, value));
-    }
-    if reader.offset != payload.len() {
-        return Err((reader.offset, "trailing bytes in leaf payload"));
-    }
-    Ok(entries)
+pub fn decode_leaf(payload: &[u8], entry_count: u32) -> Result<Leaf, PayloadProblem> {
+    Leaf::decode(payload, entry_count)
 }
 
 /// A decoded branch: separator keys and child pages.
@@ -465,14 +442,21 @@ pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, Pa
 /// (and marks dirty) only nodes `Arc::make_mut` finds unique on the path
 /// from `root`, so a clone of any root (a read view, a persist in flight)
 /// never sees a change, and its pages are never cleared from here.
+///
+/// [`remove_sorted`]: super::remove_sorted
 pub fn insert(root: &mut Arc<Node>, key: &[u8], value: &[u8]) -> Option<Entry> {
-    insert_entry(root, Entry::new(key, value))
+    insert_parts(root, key, &[value])
 }
 
-/// [`insert`] of a built entry.
-pub fn insert_entry(root: &mut Arc<Node>, entry: Entry) -> Option<Entry> {
+/// [`insert`] of a value made of `value_parts` one after the other
+/// (copied into the leaf; nothing is allocated for the entry itself).
+pub fn insert_parts(root: &mut Arc<Node>, key: &[u8], value_parts: &[&[u8]]) -> Option<Entry> {
+    let incoming = Parts {
+        key,
+        parts: value_parts,
+    };
     let (replaced, split) =
-        insert_into(root, entry, true, 0).expect("an entry is inserted wherever it goes");
+        insert_into(root, incoming, true, 0).expect("an entry is inserted wherever it goes");
     grow_root(root, split);
     replaced
 }
@@ -490,71 +474,81 @@ fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
 
 type Split = (Arc<[u8]>, Arc<Node>);
 
-/// What [`insert_into`] puts in the tree: an entry, or one built at the
-/// leaf from the entry that will follow it ([`insert_built`]).
-trait Incoming {
+/// What [`insert_into`] puts in the tree: an entry whose value is a head
+/// and then tail parts, the head made at the leaf, possibly from the
+/// entry that will follow it ([`insert_built`]).
+trait Incoming<'p> {
+    /// What the value starts with.
+    type Head: AsRef<[u8]>;
     /// The key the entry will have.
-    fn key(&self) -> &[u8];
-    /// Whether [`Incoming::into_entry`] needs the following entry (an
-    /// insert that cannot see it then changes nothing).
+    fn key(&self) -> &'p [u8];
+    /// Whether [`Incoming::value`] needs the following entry (an insert
+    /// that cannot see it then changes nothing).
     fn needs_next(&self) -> bool;
-    /// The entry, given the entry that will follow it in key order (`None`
-    /// when none does); `next` is meaningful only if [`Incoming::needs_next`].
-    fn into_entry(self, next: Option<&Entry>) -> Entry;
+    /// The value's head and tail parts, given the entry that will follow
+    /// it in key order (`None` when none does); `next` is meaningful only
+    /// if [`Incoming::needs_next`].
+    fn value(self, next: Option<EntryRef<'_>>) -> (Self::Head, &'p [&'p [u8]]);
 }
 
-impl Incoming for Entry {
-    fn key(&self) -> &[u8] {
-        Entry::key(self)
+/// A value given whole, as parts.
+struct Parts<'p> {
+    key: &'p [u8],
+    parts: &'p [&'p [u8]],
+}
+
+impl<'p> Incoming<'p> for Parts<'p> {
+    type Head = [u8; 0];
+    fn key(&self) -> &'p [u8] {
+        self.key
     }
     fn needs_next(&self) -> bool {
         false
     }
-    fn into_entry(self, _next: Option<&Entry>) -> Entry {
-        self
+    fn value(self, _next: Option<EntryRef<'_>>) -> ([u8; 0], &'p [&'p [u8]]) {
+        ([], self.parts)
     }
 }
 
-/// An entry built at the leaf by `build`.
-struct Built<'k, F> {
-    key: &'k [u8],
+/// A value whose head `build` makes at the leaf, followed by `tail`.
+struct Built<'p, F> {
+    key: &'p [u8],
+    tail: &'p [&'p [u8]],
     build: F,
 }
 
-impl<F: FnOnce(Option<&Entry>) -> Entry> Incoming for Built<'_, F> {
-    fn key(&self) -> &[u8] {
+impl<'p, H: AsRef<[u8]>, F: FnOnce(Option<EntryRef<'_>>) -> H> Incoming<'p> for Built<'p, F> {
+    type Head = H;
+    fn key(&self) -> &'p [u8] {
         self.key
     }
     fn needs_next(&self) -> bool {
         true
     }
-    fn into_entry(self, next: Option<&Entry>) -> Entry {
-        let entry = (self.build)(next);
-        assert!(
-            entry.key() == self.key,
-            "a built entry has the key it was placed by"
-        );
-        entry
+    fn value(self, next: Option<EntryRef<'_>>) -> (H, &'p [&'p [u8]]) {
+        ((self.build)(next), self.tail)
     }
 }
 
-/// [`insert`] of the entry `build` makes for `key`, given the entry that
-/// will follow it in key order (`None` when no entry follows), in one
-/// descent: for a writer that derives the new entry from its successor,
-/// as a put does from a key's newest revision. Only the leaf `key` falls
-/// in is looked at; when `key` goes after its last entry and the leaf is
-/// not the tree's last one, the successor is in another leaf: nothing is
-/// inserted, `build` is not called, and `None` is returned (the nodes on
-/// the path are copied and marked dirty as for an insert there, nothing
-/// else changes), for the caller to look the successor up and insert the
-/// built entry with [`insert_entry`]. Otherwise returns `Some` of what
-/// [`insert_entry`] returns.
-pub fn insert_built(
+/// [`insert_parts`] of an entry whose value is the head `build` makes,
+/// given the entry that will follow it in key order (`None` when no entry
+/// follows), then `tail`'s parts, in one descent: for a writer that
+/// derives the new entry from its successor, as a put does from a key's
+/// newest revision. Only the leaf `key` falls in is looked at; when `key`
+/// goes after its last entry and the leaf is not the tree's last one, the
+/// successor is in another leaf: nothing is inserted, `build` is not
+/// called, and `None` is returned (the nodes on the path are copied and
+/// marked dirty as for an insert there, nothing else changes), for the
+/// caller to look the successor up and insert the entry with
+/// [`insert_parts`]. Otherwise returns `Some` of what [`insert_parts`]
+/// returns.
+pub fn insert_built<H: AsRef<[u8]>>(
     root: &mut Arc<Node>,
     key: &[u8],
-    build: impl FnOnce(Option<&Entry>) -> Entry,
+    tail: &[&[u8]],
+    build: impl FnOnce(Option<EntryRef<'_>>) -> H,
 ) -> Option<Option<Entry>> {
-    let (replaced, split) = insert_into(root, Built { key, build }, true, 0)?;
+    let (replaced, split) = insert_into(root, Built { key, tail, build }, true, 0)?;
     grow_root(root, split);
     Some(replaced)
 }
@@ -562,9 +556,9 @@ pub fn insert_built(
 /// Inserts `incoming` under `node`, the last node of its level when
 /// `last`; `None` (nothing inserted) only when `incoming` needs its
 /// successor and the successor is in another leaf.
-fn insert_into(
+fn insert_into<'p>(
     node: &mut Arc<Node>,
-    incoming: impl Incoming,
+    incoming: impl Incoming<'p>,
     last: bool,
     depth: usize,
 ) -> Option<(Option<Entry>, Option<Split>)> {
@@ -572,48 +566,50 @@ fn insert_into(
     let node = Arc::make_mut(node);
     node.set_page(None);
     match &mut node.body {
-        NodeBody::Leaf(entries) => {
-            let below = node
-                .heads
-                .count_below(incoming.key(), false, |index| entries[index].key());
-            let found = match entries.get(below) {
-                Some(entry) if entry.key() == incoming.key() => Ok(below),
+        NodeBody::Leaf(leaf) => {
+            let key = incoming.key();
+            let below = node.heads.count_below(key, false, |index| leaf.key(index));
+            let found = match leaf.get(below) {
+                Some(entry) if entry.key() == key => Ok(below),
                 _ => Err(below),
             };
             debug_assert_eq!(
                 found,
-                entries.binary_search_by(|probe| order::compare(probe.key(), incoming.key()))
+                match leaf.iter().position(|entry| !order::less(entry.key(), key)) {
+                    Some(index) if leaf.key(index) == key => Ok(index),
+                    Some(index) => Err(index),
+                    None => Err(leaf.len()),
+                }
             );
             let after = match found {
                 Ok(position) => position + 1,
                 Err(position) => position,
             };
-            if incoming.needs_next() && after == entries.len() && !last {
+            if incoming.needs_next() && after == leaf.len() && !last {
                 return None;
             }
-            let entry = incoming.into_entry(entries.get(after));
-            let added = entry.encoded_len();
+            let (head, tail) = incoming.value(leaf.get(after));
             let replaced = match found {
-                Ok(position) => Some(std::mem::replace(&mut entries[position], entry)),
+                Ok(position) => {
+                    let replaced = leaf.remove(position);
+                    leaf.insert(position, key, head.as_ref(), tail);
+                    Some(replaced)
+                }
                 Err(position) => {
-                    let counted = entries
+                    let counted = leaf
                         .first()
-                        .is_some_and(|first| node.heads.insert(position, entry.key(), first.key()));
-                    entries.insert(position, entry);
+                        .is_some_and(|first| node.heads.insert(position, key, first.key()));
+                    leaf.insert(position, key, head.as_ref(), tail);
                     if !counted {
-                        node.heads = Heads::of(entries.len(), copy_room(entries.len()), |index| {
-                            entries[index].key()
-                        });
+                        node.heads =
+                            Heads::of(leaf.len(), copy_room(leaf.len()), |index| leaf.key(index));
                     }
                     None
                 }
             };
-            let entry_count = entries.len();
+            let entry_count = leaf.len();
             let appended = replaced.is_none() && after + 1 == entry_count;
-            node.payload_len += added;
-            if let Some(replaced) = &replaced {
-                node.payload_len -= replaced.encoded_len();
-            }
+            node.payload_len = leaf.payload().len();
             let split = (entry_count >= 2 && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
                 .then(|| split_leaf(node, appended));
             Some((replaced, split))
@@ -656,31 +652,33 @@ fn insert_into(
 /// half empty.
 fn split_leaf(node: &mut Node, appended: bool) -> Split {
     let payload_len = node.payload_len;
-    let NodeBody::Leaf(entries) = &mut node.body else {
+    let NodeBody::Leaf(leaf) = &mut node.body else {
         unreachable!("split_leaf on a branch")
     };
-    assert!(entries.len() >= 2);
-    let last_len = entries[entries.len() - 1].encoded_len();
+    assert!(leaf.len() >= 2);
+    let last_len = leaf.encoded_len(leaf.len() - 1);
     let cut = if appended && payload_len - last_len <= NODE_PAYLOAD_BYTES_TARGET {
-        entries.len() - 1
+        leaf.len() - 1
     } else {
         let mut left_bytes = 0;
         let mut cut = 0;
-        while cut < entries.len() - 1 && left_bytes < payload_len / 2 {
-            left_bytes += entries[cut].encoded_len();
+        while cut < leaf.len() - 1 && left_bytes < payload_len / 2 {
+            left_bytes += leaf.encoded_len(cut);
             cut += 1;
         }
         cut.max(1)
     };
-    // The new leaf gets room to grow as much as the old one holds.
-    let mut right_entries = Vec::with_capacity(entries.len().max(COPY_ROOM_ITEMS_MIN));
-    right_entries.extend(entries.drain(cut..));
-    let separator: Arc<[u8]> = right_entries[0].key().into();
+    // The new leaf gets room to grow: to a whole leaf when it takes an
+    // appended entry (appends go on there), as a copy otherwise.
+    let right_capacity = if cut + 1 == leaf.len() && appended {
+        FULL_LEAF_CAPACITY_BYTES
+    } else {
+        copy_capacity(leaf.bytes_from(cut))
+    };
+    let right = leaf.split_off(cut, right_capacity);
+    let separator: Arc<[u8]> = right.key(0).into();
     node.recount_payload_len();
-    (
-        separator,
-        Arc::new(Node::new(NodeBody::Leaf(right_entries))),
-    )
+    (separator, Arc::new(Node::new(NodeBody::Leaf(right))))
 }
 
 fn split_branch(node: &mut Node) -> Split {
@@ -743,9 +741,12 @@ mod tests {
                 .map(|(key, _)| key.clone());
             let before = root.clone();
             let mut seen = None;
-            let result = insert_built(&mut root, &key, |next| {
+            // The value goes in two parts: a head built at the leaf, the
+            // rest given.
+            let (head, tail) = value.split_at(value.len() / 2);
+            let result = insert_built(&mut root, &key, &[tail], |next: Option<EntryRef<'_>>| {
                 seen = Some(next.map(|next| next.key().to_vec()));
-                Entry::new(&key, &value)
+                head.to_vec()
             });
             match result {
                 Some(replaced) => {
@@ -804,14 +805,14 @@ mod tests {
 
     #[test]
     fn payload_roundtrip() {
-        let node = Node::new(NodeBody::Leaf(vec![
-            Entry::new(b"a", b"1"),
-            Entry::new(b"b", b""),
-        ]));
+        let node = Node::new(NodeBody::Leaf(Leaf::from_entries([
+            EntryRef::new(b"a", b"1"),
+            EntryRef::new(b"b", b""),
+        ])));
         let (count, payload) = node.encode_payload();
         let entries = decode_leaf(&payload, count).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].key(), b"b");
+        assert_eq!(entries.key(1), b"b");
         assert!(decode_leaf(&payload[..payload.len() - 1], count).is_err());
     }
 
@@ -892,7 +893,7 @@ mod tests {
         match &node.body {
             NodeBody::Leaf(entries) => {
                 assert!(is_root || !entries.is_empty(), "empty leaf below the root");
-                for entry in entries {
+                for entry in entries.iter() {
                     assert!(in_bounds(entry.key()), "leaf key outside its separators");
                     assert!(out.last().is_none_or(|last| last.as_slice() < entry.key()));
                     out.push(entry.key().to_vec());
@@ -1105,7 +1106,7 @@ mod tests {
             "the old root changed"
         );
 
-        let payload_total: usize = keys.len() * Entry::new(&key(0), &[7u8; 64]).encoded_len();
+        let payload_total: usize = keys.len() * EntryRef::new(&key(0), &[7u8; 64]).encoded_len();
         let leaves_needed = payload_total.div_ceil(NODE_PAYLOAD_BYTES_TARGET);
         let leaves = leaf_count(&root);
         let mut nodes = 0;
@@ -1131,11 +1132,9 @@ mod tests {
     #[test]
     fn merges_copy_shared_siblings_and_keep_separators() {
         let leaf = |keys: &[&str]| {
-            Arc::new(Node::new(NodeBody::Leaf(
-                keys.iter()
-                    .map(|key| Entry::new(key.as_bytes(), b"v"))
-                    .collect(),
-            )))
+            Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
+                keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"v")),
+            ))))
         };
         let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
         let left_leaf = leaf(&["a", "b"]);
@@ -1155,7 +1154,7 @@ mod tests {
         let NodeBody::Leaf(entries) = &root.body else {
             panic!("one leaf left")
         };
-        let keys: Vec<&[u8]> = entries.iter().map(Entry::key).collect();
+        let keys: Vec<&[u8]> = entries.iter().map(|entry| entry.key()).collect();
         assert_eq!(keys, [b"a", b"b", b"d", b"g", b"h"]);
         assert!(root.page().is_none());
         // The shared leaves were copied, not changed.

@@ -62,7 +62,7 @@ const _: () = assert!(2 * NODE_PAYLOAD_BYTES_UNDERFULL < NODE_PAYLOAD_BYTES_TARG
 
 fn node_is_empty(node: &Node) -> bool {
     match &node.body {
-        NodeBody::Leaf(entries) => entries.is_empty(),
+        NodeBody::Leaf(leaf) => leaf.is_empty(),
         NodeBody::Branch { children, .. } => children.is_empty(),
     }
 }
@@ -70,9 +70,8 @@ fn node_is_empty(node: &Node) -> bool {
 fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usize {
     assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
     let present = match &node.body {
-        NodeBody::Leaf(entries) => sorted_keys.iter().any(|key| {
-            entries
-                .get(node.entry_index(key))
+        NodeBody::Leaf(leaf) => sorted_keys.iter().any(|key| {
+            leaf.get(node.entry_index(key))
                 .is_some_and(|entry| entry.key() == *key)
         }),
         NodeBody::Branch { .. } => true,
@@ -84,16 +83,14 @@ fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usi
     node_mut.set_page(None);
     let mut removed = 0;
     match &mut node_mut.body {
-        NodeBody::Leaf(entries) => {
-            let before = entries.len();
+        NodeBody::Leaf(leaf) => {
             let mut next = 0;
-            entries.retain(|entry| {
+            removed = leaf.retain(|entry| {
                 while next < sorted_keys.len() && order::less(sorted_keys[next], entry.key()) {
                     next += 1;
                 }
                 !(next < sorted_keys.len() && sorted_keys[next] == entry.key())
             });
-            removed = before - entries.len();
         }
         NodeBody::Branch { keys, children } => {
             // The child after the next one to visit; right to left, so
@@ -219,7 +216,7 @@ fn merge_with_right(keys: &mut Vec<Arc<[u8]>>, children: &mut Vec<Arc<Node>>, le
                     last.key() < separator.as_ref() && separator.as_ref() <= first.key(),
                 _ => true,
             });
-            left_entries.extend(right_entries);
+            left_entries.append(&right_entries);
         }
         (
             NodeBody::Branch {

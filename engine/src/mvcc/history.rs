@@ -36,7 +36,7 @@ use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::view::{key_value_of, ReadView};
 use super::{Event, EventKind, KeyValue};
-use crate::btree::{Cursor, Entry, Node};
+use crate::btree::{Cursor, EntryRef, Node};
 use crate::error::MvccError;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -216,7 +216,7 @@ fn indexed_event(
     if at_point && tombstone {
         return None;
     }
-    let seek = |revision: Revision| -> Option<&Entry> {
+    let seek = |revision: Revision| -> Option<EntryRef<'_>> {
         let tree_key = encode_key_with_prefix(prefix, revision);
         let entry = Cursor::seek(root, &tree_key).current()?;
         (entry.key() == tree_key.as_slice()).then_some(entry)
@@ -257,7 +257,7 @@ fn collect_key<'a>(
     compact_revision: i64,
     collector: &mut Collector,
 ) {
-    let same_key = |entry: &Entry| prefix_of(entry.key()) == prefix;
+    let same_key = |entry: EntryRef<'_>| prefix_of(entry.key()) == prefix;
     let newest_wanted = view_revision.min(collector.cap - 1);
     if cursor
         .current()
@@ -267,7 +267,7 @@ fn collect_key<'a>(
         let below = encode_key_with_prefix(prefix, Revision::new(newest_wanted, i64::MAX));
         *cursor = Cursor::seek(root, &below);
     }
-    while let Some(entry) = cursor.current().filter(|entry| same_key(entry)) {
+    while let Some(entry) = cursor.current().filter(|entry| same_key(*entry)) {
         let revision = revision_of(entry.key());
         if revision.main < start_revision {
             break;
@@ -291,7 +291,7 @@ fn collect_key<'a>(
         // tombstone, which gives no prev anyway).
         let previous = cursor
             .current()
-            .filter(|older| same_key(older))
+            .filter(|older| same_key(*older))
             .filter(|_| !at_point);
         collector.push(revision, event_of(entry, revision, previous));
         if at_point {
@@ -311,10 +311,10 @@ fn collect_key<'a>(
 }
 
 /// The event an MVCC entry records, as [`super::Txn`] reports it.
-fn event_of(entry: &Entry, revision: Revision, previous: Option<&Entry>) -> Event {
+fn event_of(entry: EntryRef<'_>, revision: Revision, previous: Option<EntryRef<'_>>) -> Event {
     let previous = previous
         .filter(|older| matches!(decode_value(older.value()), ValueRecord::Put { .. }))
-        .cloned();
+        .map(|older| older.to_entry());
     let (kind, kv) = match decode_value(entry.value()) {
         ValueRecord::Put { .. } => (EventKind::Put, key_value_of(entry, false)),
         ValueRecord::Tombstone => (

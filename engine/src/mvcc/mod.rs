@@ -87,9 +87,9 @@ enum Previous {
     Absent,
     /// Its kv.
     Kv(KeyValue),
-    /// The tree entry of its put (a put's event keeps the entry, shared
-    /// with the tree, and builds the kv only when asked for it: most
-    /// events are never asked).
+    /// The tree entry of its put, copied out of its leaf in one
+    /// allocation (a put's event builds the kv only when asked for it:
+    /// most events are never asked).
     Entry(crate::btree::Entry),
 }
 
@@ -123,7 +123,7 @@ impl Event {
         match &self.previous {
             Previous::Absent => None,
             Previous::Kv(kv) => Some(kv.clone()),
-            Previous::Entry(entry) => Some(view::key_value_of(entry, false)),
+            Previous::Entry(entry) => Some(view::key_value_of(entry.as_entry_ref(), false)),
         }
     }
 

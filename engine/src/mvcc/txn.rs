@@ -15,7 +15,7 @@ use super::revision::Revision;
 use super::store::Store;
 use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
-use crate::btree::{insert_built, insert_entry, Entry};
+use crate::btree::{insert_built, insert_parts, Entry, EntryRef};
 use crate::error::MvccError;
 
 /// Changes one transaction may make (etcd's default max-txn-ops is 128;
@@ -109,7 +109,7 @@ enum Newest {
 }
 
 impl Newest {
-    fn of(entry: &Entry) -> Newest {
+    fn of(entry: EntryRef<'_>) -> Newest {
         match decode_value(entry.value()) {
             ValueRecord::Put {
                 create_revision,
@@ -191,9 +191,8 @@ impl Txn<'_> {
     ) {
         key_buffer.truncate(prefix_len);
         push_revision_suffix(key_buffer, revision);
-        let entry = Entry::from_parts(key_buffer, value_parts);
-        let value_bytes = entry.value().len();
-        let replaced = insert_entry(&mut self.store.root, entry);
+        let value_bytes = value_parts.iter().map(|part| part.len()).sum();
+        let replaced = insert_parts(&mut self.store.root, key_buffer, value_parts);
         assert!(replaced.is_none(), "revision written twice");
         self.index(key_buffer, prefix_len, value_bytes, tombstone, previous_put);
     }
@@ -218,10 +217,7 @@ impl Txn<'_> {
             previous_put,
             prefix,
         });
-        let replaced = insert_entry(
-            &mut self.store.root,
-            Entry::from_parts(&index_key, &[&index_header, prefix]),
-        );
+        let replaced = insert_parts(&mut self.store.root, &index_key, &[&index_header, prefix]);
         assert!(replaced.is_none(), "revision indexed twice");
         self.store.ops_since_persist += 1;
         self.store.dirty_bytes_since_persist +=
@@ -245,39 +241,56 @@ impl Txn<'_> {
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
-        let mut newest: Option<Entry> = None;
-        let build = |newest: &Option<Entry>| {
-            let (create_revision, version) = match newest.as_ref().map(Newest::of) {
+        // The key's newest entry, and a copy of it if it is a put (the
+        // event's previous state).
+        let mut newest: Option<Newest> = None;
+        let mut previous: Option<Entry> = None;
+        let header = |newest: &Option<Newest>| {
+            let (create_revision, version) = match newest {
                 Some(Newest::Put {
                     create_revision,
                     version,
                     ..
-                }) => (create_revision, version + 1),
+                }) => (*create_revision, version + 1),
                 _ => (revision.main, 1),
             };
-            Entry::from_parts(
-                &key_buffer,
-                &[&put_header(create_revision, version, lease), value],
-            )
+            put_header(create_revision, version, lease)
         };
-        let inserted = insert_built(&mut self.store.root, &key_buffer, |next| {
-            newest = next
-                .filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len])
-                .cloned();
-            build(&newest)
-        });
+        let inserted = insert_built(
+            &mut self.store.root,
+            &key_buffer,
+            &[value],
+            |next: Option<EntryRef<'_>>| {
+                let next = next.filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len]);
+                newest = next.map(Newest::of);
+                previous = next
+                    .filter(|_| matches!(newest, Some(Newest::Put { .. })))
+                    .map(|next| next.to_entry());
+                header(&newest)
+            },
+        );
         let replaced = match inserted {
             Some(replaced) => replaced,
             None => {
                 // The newest revision is in the next leaf: look it up.
                 let mut seek_key = key_buffer[..prefix_len].to_vec();
                 push_revision_suffix(&mut seek_key, Revision::new(self.main, i64::MAX));
-                newest = newest_at(&self.store.root, &seek_key);
-                insert_entry(&mut self.store.root, build(&newest))
+                previous = newest_at(&self.store.root, &seek_key);
+                newest = previous
+                    .as_ref()
+                    .map(|entry| Newest::of(entry.as_entry_ref()));
+                if !matches!(newest, Some(Newest::Put { .. })) {
+                    previous = None;
+                }
+                insert_parts(
+                    &mut self.store.root,
+                    &key_buffer,
+                    &[&header(&newest), value],
+                )
             }
         };
         assert!(replaced.is_none(), "revision written twice");
-        let (previous_put, create_revision, version) = match newest.as_ref().map(Newest::of) {
+        let (previous_put, create_revision, version) = match newest {
             Some(Newest::Put {
                 revision: previous,
                 create_revision,
@@ -302,7 +315,7 @@ impl Txn<'_> {
             lease,
         };
         // The previous put's entry, not its kv: built only if asked for.
-        let event = match newest.filter(|_| previous_put.is_some()) {
+        let event = match previous {
             Some(previous) => Event::after_entry(EventKind::Put, kv, previous),
             None => Event::new(EventKind::Put, kv, None),
         };

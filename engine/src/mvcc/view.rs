@@ -8,7 +8,8 @@ use super::key::{decode_value, prefix_of, revision_of, user_key_of, ValueRecord}
 use super::key_range::KeyRange;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
 use crate::btree::{
-    write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, Entry, Node,
+    write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, Entry, EntryRef,
+    Node,
 };
 use crate::error::{MvccError, StoreError};
 use crate::io::{FileSystem, StorageFile};
@@ -239,7 +240,7 @@ impl<'o> Collector<'o> {
     /// Takes the visible entry of the next user key; false when the scan
     /// may stop (`stop_after_limit` and past the limit).
     #[inline]
-    fn offer(&mut self, entry: &Entry) -> bool {
+    fn offer(&mut self, entry: EntryRef<'_>) -> bool {
         if matches!(decode_value(entry.value()), ValueRecord::Tombstone) {
             return true;
         }
@@ -281,7 +282,7 @@ pub(crate) fn scan_visible(
     root: &Node,
     options: &RangeOptions,
     read_revision: i64,
-    mut visit: impl FnMut(&Entry) -> bool,
+    mut visit: impl FnMut(EntryRef<'_>) -> bool,
 ) {
     let Some(key_range) = KeyRange::new(options.key, options.range_end) else {
         return;
@@ -294,7 +295,7 @@ pub(crate) fn scan_visible(
         }
         // Entries of one user key run newest first: take the first one at or
         // below the read revision, skip the rest of the key.
-        let mut visible: Option<&Entry> = None;
+        let mut visible: Option<EntryRef<'_>> = None;
         while let Some(entry) = cursor.current() {
             if prefix_of(entry.key()) != prefix {
                 break;
@@ -329,7 +330,7 @@ fn scan_descending(root: &Node, options: &RangeOptions, read_revision: i64) -> R
         debug_assert!(key_range.contains(prefix));
         // Walking backwards, one user key's entries come oldest first: the
         // visible one is the last at or below the read revision.
-        let mut visible: Option<&Entry> = None;
+        let mut visible: Option<EntryRef<'_>> = None;
         while let Some(entry) = cursor.current() {
             // Prefixes are prefix-free, so only this key's entries start
             // with it (a lease key never does).
@@ -360,10 +361,10 @@ pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<Entry> {
         return None;
     }
     debug_assert!(revision_of(entry.key()) <= revision_of(seek_key));
-    Some(entry.clone())
+    Some(entry.to_entry())
 }
 
-pub(crate) fn key_value_of(entry: &Entry, keys_only: bool) -> KeyValue {
+pub(crate) fn key_value_of(entry: EntryRef<'_>, keys_only: bool) -> KeyValue {
     let ValueRecord::Put {
         create_revision,
         version,
