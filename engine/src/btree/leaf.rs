@@ -13,11 +13,16 @@
 //! [`Entry`] is made (one allocation) only where an entry must outlive the
 //! leaf's borrow.
 //!
-//! A copy gets room to grow to a whole leaf ([`copy_capacity`]), and
-//! whole-leaf buffers are reused: a dropped leaf (the old copies a
-//! published view held) gives its buffer back to a bounded spare list
-//! that the next copies take from, instead of glibc's large-chunk path
-//! and fresh pages for every copy.
+//! Buffers are sized for the batch that changes them: a copy gets a
+//! whole leaf's buffer ([`FULL_LEAF_CAPACITY_BYTES`]), which holds it
+//! however many entries the batch inserts until it splits, and when the
+//! batch commits every leaf it changed is cut back to fit ([`Leaf::fit`],
+//! `node::fit_changed`): a later batch copies the leaf again rather than
+//! growing it, so room left in a published leaf would only be wasted.
+//! Whole-leaf buffers are reused: a leaf cut back, or dropped (the old
+//! copies a published view held), gives its buffer to a bounded spare list
+//! that the next copies take from, instead of glibc's large-chunk path and
+//! fresh pages each time.
 
 use super::node::{
     Entry, PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX,
@@ -91,7 +96,7 @@ impl Drop for Leaf {
 
 /// Most full-size leaf buffers kept for reuse (bounded memory: this many
 /// times [`FULL_LEAF_CAPACITY_BYTES`]).
-const SPARE_BUFFERS_MAX: usize = 512;
+const SPARE_BUFFERS_MAX: usize = 256;
 
 static SPARE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
 
@@ -237,6 +242,11 @@ impl Leaf {
         end - start
     }
 
+    /// Bytes the buffer has room for beyond the payload.
+    pub fn spare_bytes(&self) -> usize {
+        self.bytes.capacity() - self.bytes.len()
+    }
+
     /// Bytes entries `index..` take in the payload.
     pub fn bytes_from(&self, index: usize) -> usize {
         match self.starts.get(index) {
@@ -264,6 +274,13 @@ impl Leaf {
         };
         let old_len = self.bytes.len();
         offset_u32(old_len + record_len);
+        if old_len + record_len > self.bytes.capacity()
+            && old_len + record_len <= FULL_LEAF_CAPACITY_BYTES
+        {
+            let mut full = buffer(FULL_LEAF_CAPACITY_BYTES);
+            full.extend_from_slice(&self.bytes);
+            self.bytes = full;
+        }
         // Open a gap of `record_len` at `at` (the bytes after it move up),
         // then fill it.
         self.bytes.resize(old_len + record_len, 0);
@@ -346,6 +363,21 @@ impl Leaf {
         Leaf { bytes, starts }
     }
 
+    /// Cuts the buffer back to its bytes and [`COPY_ROOM_BYTES_MIN`] when
+    /// it has more than twice that room to spare; a whole-leaf buffer goes
+    /// back to the spare list.
+    pub fn fit(&mut self) {
+        let fitted = self.bytes.len() + COPY_ROOM_BYTES_MIN;
+        if self.bytes.capacity() > fitted + COPY_ROOM_BYTES_MIN {
+            let mut bytes = Vec::with_capacity(fitted);
+            bytes.extend_from_slice(&self.bytes);
+            let spare = std::mem::replace(&mut self.bytes, bytes);
+            if spare.capacity() == FULL_LEAF_CAPACITY_BYTES {
+                recycle(spare);
+            }
+        }
+    }
+
     /// Appends `other`'s entries (every key of `other` above this leaf's).
     pub fn append(&mut self, other: &Leaf) {
         debug_assert!(match (self.last(), other.first()) {
@@ -415,9 +447,8 @@ impl Leaf {
 }
 
 /// The capacity a copy of a buffer of `len` bytes gets: a whole leaf's
-/// ([`FULL_LEAF_CAPACITY_BYTES`], so the copy fills without reallocating
-/// until it splits, and its buffer can be reused), or `len` and
-/// [`COPY_ROOM_BYTES_MIN`] for a leaf past that (one large entry).
+/// (see the module comment), or `len` and [`COPY_ROOM_BYTES_MIN`] for a
+/// leaf past that (a large entry).
 pub fn copy_capacity(len: usize) -> usize {
     FULL_LEAF_CAPACITY_BYTES.max(len + COPY_ROOM_BYTES_MIN)
 }

@@ -21,7 +21,7 @@
 //! ```
 
 use super::heads::Heads;
-use super::leaf::{copy_capacity, EntryRef, Leaf, FULL_LEAF_CAPACITY_BYTES};
+use super::leaf::{EntryRef, Leaf, FULL_LEAF_CAPACITY_BYTES};
 use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -645,6 +645,28 @@ fn insert_into<'p>(
     }
 }
 
+/// Cuts back to fit every leaf changed since `root` was last published
+/// (or handed to a persist): those are the nodes nothing else holds, found
+/// without visiting a shared subtree, where nothing changed. For the writer
+/// before it publishes a batch (see `leaf.rs`).
+pub fn fit_changed(node: &mut Arc<Node>) {
+    fn fit(node: &mut Arc<Node>, depth: usize) {
+        assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+        let Some(node) = Arc::get_mut(node) else {
+            return;
+        };
+        match &mut node.body {
+            NodeBody::Leaf(leaf) => leaf.fit(),
+            NodeBody::Branch { children, .. } => {
+                for child in children {
+                    fit(child, depth + 1);
+                }
+            }
+        }
+    }
+    fit(node, 0);
+}
+
 /// Splits an overfull leaf in two by payload, or, when the entry that made
 /// it overfull was `appended` after all the others, moves only that entry
 /// to the new leaf: keys written in ascending order (revision index
@@ -668,14 +690,8 @@ fn split_leaf(node: &mut Node, appended: bool) -> Split {
         }
         cut.max(1)
     };
-    // The new leaf gets room to grow: to a whole leaf when it takes an
-    // appended entry (appends go on there), as a copy otherwise.
-    let right_capacity = if cut + 1 == leaf.len() && appended {
-        FULL_LEAF_CAPACITY_BYTES
-    } else {
-        copy_capacity(leaf.bytes_from(cut))
-    };
-    let right = leaf.split_off(cut, right_capacity);
+    // The new leaf gets a whole leaf's buffer, like a copy (`leaf.rs`).
+    let right = leaf.split_off(cut, FULL_LEAF_CAPACITY_BYTES);
     let separator: Arc<[u8]> = right.key(0).into();
     node.recount_payload_len();
     (separator, Arc::new(Node::new(NodeBody::Leaf(right))))
@@ -1172,5 +1188,64 @@ mod tests {
         let mut keys = Vec::new();
         checked_keys(&root, None, None, true, &mut keys);
         assert_eq!(keys.len(), 7);
+    }
+
+    fn leaves_of(root: &Arc<Node>) -> Vec<Arc<Node>> {
+        let mut leaves = Vec::new();
+        visit(root, &mut |node| {
+            if matches!(node.body, NodeBody::Leaf(_)) {
+                leaves.push(node.clone())
+            }
+        });
+        leaves
+    }
+
+    fn spare_bytes(node: &Node) -> usize {
+        match &node.body {
+            NodeBody::Leaf(leaf) => leaf.spare_bytes(),
+            NodeBody::Branch { .. } => unreachable!("a leaf"),
+        }
+    }
+
+    #[test]
+    fn fit_changed_cuts_back_only_what_changed_since_a_clone() {
+        let key = |number: u32| format!("key{number:06}").into_bytes();
+        let mut root = Node::empty();
+        for number in (0..3000u32).step_by(2) {
+            insert(&mut root, &key(number), &[7u8; 100]);
+        }
+        // Leaves grow in whole-leaf buffers until fitted.
+        assert!(leaves_of(&root).iter().any(|leaf| spare_bytes(leaf) > 1024));
+        fit_changed(&mut root);
+        assert!(leaves_of(&root)
+            .iter()
+            .all(|leaf| spare_bytes(leaf) <= 1024));
+        let published = root.clone();
+        let published_leaves = leaves_of(&published);
+        let mut expected = Vec::new();
+        collect(&published, &mut expected);
+        for number in (1001..1400u32).step_by(2) {
+            insert(&mut root, &key(number), &[8u8; 100]);
+        }
+        let changed: Vec<Arc<Node>> = leaves_of(&root)
+            .into_iter()
+            .filter(|leaf| !published_leaves.iter().any(|old| Arc::ptr_eq(old, leaf)))
+            .collect();
+        assert!(changed.iter().any(|leaf| spare_bytes(leaf) > 1024));
+        drop(changed);
+        // Shared with `published`: nothing is visited or changed there.
+        let mut clone = published.clone();
+        fit_changed(&mut clone);
+        assert!(Arc::ptr_eq(&clone, &published));
+        fit_changed(&mut root);
+        assert!(leaves_of(&root)
+            .iter()
+            .all(|leaf| spare_bytes(leaf) <= 1024));
+        let mut after = Vec::new();
+        collect(&published, &mut after);
+        assert_eq!(after, expected, "the published tree is untouched");
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        assert_eq!(keys.len(), 1500 + 200);
     }
 }

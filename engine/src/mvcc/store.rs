@@ -12,7 +12,7 @@ use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
-use crate::btree::{CommitMeta, Node, TreeFile};
+use crate::btree::{fit_changed, CommitMeta, Node, TreeFile};
 use crate::error::StoreError;
 use crate::io::{FileSystem, StorageFile};
 use arc_swap::ArcSwap;
@@ -250,6 +250,9 @@ impl Store {
             self.applied_index
         );
         self.applied_index = applied_index;
+        // The leaves this batch changed stop growing here: cut their
+        // buffers back (`btree/leaf.rs`).
+        fit_changed(&mut self.root);
         self.published.store(Arc::new(ReadView {
             root: self.root.clone(),
             revision: self.revision,
