@@ -24,6 +24,7 @@ use super::heads::Heads;
 use super::leaf::{EntryRef, Leaf, FULL_LEAF_CAPACITY_BYTES};
 use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -305,7 +306,7 @@ impl Node {
 
     /// Encodes the payload; for a branch every child must be on disk.
     /// Returns (entry_count, payload).
-    pub fn encode_payload(&self) -> (u32, Vec<u8>) {
+    pub fn encode_payload(&self) -> (u32, Cow<'_, [u8]>) {
         self.encode_payload_with(|_, child| {
             child.page().expect("children are written before parents")
         })
@@ -314,29 +315,26 @@ impl Node {
     /// Encodes the payload with `child_page(index, child)` as each child's
     /// page (a branch's; a leaf never calls it), for writers that place
     /// nodes in another file than their own pages say. Returns
-    /// (entry_count, payload).
+    /// (entry_count, payload); a leaf's payload is its buffer, borrowed.
     pub fn encode_payload_with(
         &self,
         mut child_page: impl FnMut(usize, &Arc<Node>) -> u64,
-    ) -> (u32, Vec<u8>) {
-        let mut out = Vec::with_capacity(self.encoded_payload_len());
-        let count = match &self.body {
-            NodeBody::Leaf(leaf) => {
-                out.extend_from_slice(leaf.payload());
-                leaf.len()
-            }
+    ) -> (u32, Cow<'_, [u8]>) {
+        let (count, payload) = match &self.body {
+            NodeBody::Leaf(leaf) => (leaf.len(), Cow::Borrowed(leaf.payload())),
             NodeBody::Branch { keys, children } => {
+                let mut out = Vec::with_capacity(self.encoded_payload_len());
                 out.extend_from_slice(&child_page(0, &children[0]).to_le_bytes());
                 for (index, (key, child)) in keys.iter().zip(&children[1..]).enumerate() {
                     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
                     out.extend_from_slice(key);
                     out.extend_from_slice(&child_page(index + 1, child).to_le_bytes());
                 }
-                keys.len()
+                (keys.len(), Cow::Owned(out))
             }
         };
-        debug_assert_eq!(out.len(), self.encoded_payload_len());
-        (u32::try_from(count).expect("entry count fits u32"), out)
+        debug_assert_eq!(payload.len(), self.encoded_payload_len());
+        (u32::try_from(count).expect("entry count fits u32"), payload)
     }
 }
 
