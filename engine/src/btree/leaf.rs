@@ -20,9 +20,9 @@
 //! `node::fit_changed`): a later batch copies the leaf again rather than
 //! growing it, so room left in a published leaf would only be wasted.
 //! Whole-leaf buffers are reused: a leaf cut back, or dropped (the old
-//! copies a published view held), gives its buffer to a bounded spare list
-//! that the next copies take from, instead of glibc's large-chunk path and
-//! fresh pages each time.
+//! copies a published view held) on the writing thread, gives its buffer
+//! to that thread's bounded spare list, which the next copies take from,
+//! instead of glibc's large-chunk path and fresh pages each time.
 
 use super::node::{
     Entry, PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX,
@@ -94,28 +94,46 @@ impl Drop for Leaf {
     }
 }
 
-/// Most full-size leaf buffers kept for reuse (bounded memory: this many
-/// times [`FULL_LEAF_CAPACITY_BYTES`]).
+/// Most whole-leaf buffers a thread keeps for reuse (bounded memory: this
+/// many times [`FULL_LEAF_CAPACITY_BYTES`] per writing thread).
 const SPARE_BUFFERS_MAX: usize = 256;
 
-static SPARE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-
-fn recycle(mut bytes: Vec<u8>) {
-    bytes.clear();
-    if let Ok(mut spare) = SPARE_BUFFERS.lock() {
-        if spare.len() < SPARE_BUFFERS_MAX {
-            if spare.capacity() == 0 {
-                spare.reserve_exact(SPARE_BUFFERS_MAX);
-            }
-            spare.push(bytes);
-        }
-    }
+thread_local! {
+    /// This thread's spare whole-leaf buffers; `None` until it asks for one
+    /// (only a writer copies leaves), so a thread that only drops views (a
+    /// shard core's reads) frees what it drops instead of keeping it. Per
+    /// thread: no lock shared between cores.
+    static SPARE_BUFFERS: std::cell::RefCell<Option<Vec<Vec<u8>>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// A buffer of `capacity` bytes, empty; full-size ones are reused.
+/// Keeps `bytes` for this thread's next whole-leaf buffer if this thread
+/// writes leaves and has room for it; frees it otherwise.
+fn recycle(mut bytes: Vec<u8>) {
+    bytes.clear();
+    // During thread exit the list may be gone already: then just free.
+    let _ = SPARE_BUFFERS.try_with(|spare| {
+        if let Some(spare) = spare.borrow_mut().as_mut() {
+            if spare.len() < SPARE_BUFFERS_MAX {
+                spare.push(std::mem::take(&mut bytes));
+            }
+        }
+    });
+}
+
+/// A buffer of `capacity` bytes, empty; whole-leaf ones are reused.
 fn buffer(capacity: usize) -> Vec<u8> {
     if capacity == FULL_LEAF_CAPACITY_BYTES {
-        if let Some(bytes) = SPARE_BUFFERS.lock().ok().and_then(|mut spare| spare.pop()) {
+        let spare = SPARE_BUFFERS
+            .try_with(|spare| {
+                spare
+                    .borrow_mut()
+                    .get_or_insert_with(|| Vec::with_capacity(SPARE_BUFFERS_MAX))
+                    .pop()
+            })
+            .ok()
+            .flatten();
+        if let Some(bytes) = spare {
             return bytes;
         }
     }
