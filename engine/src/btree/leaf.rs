@@ -573,4 +573,36 @@ mod tests {
             Err((0, "leaf entry length out of range"))
         );
     }
+
+    fn spare_count() -> Option<usize> {
+        SPARE_BUFFERS.with(|spare| spare.borrow().as_ref().map(Vec::len))
+    }
+
+    #[test]
+    fn only_a_thread_that_copies_leaves_keeps_spare_buffers() {
+        let leaf = Leaf::from_entries([EntryRef::new(b"a", b"1")]);
+        // A reader: drops a whole-leaf buffer it did not ask for, keeps none.
+        let copy = leaf.copy_with_room(0);
+        std::thread::spawn(move || {
+            assert_eq!(copy.bytes.capacity(), FULL_LEAF_CAPACITY_BYTES);
+            drop(copy);
+            assert_eq!(spare_count(), None);
+        })
+        .join()
+        .unwrap();
+        // A writer: its copies' buffers come back to it, up to the bound.
+        std::thread::spawn(move || {
+            let copies: Vec<Leaf> = (0..SPARE_BUFFERS_MAX + 5)
+                .map(|_| leaf.copy_with_room(0))
+                .collect();
+            assert_eq!(spare_count(), Some(0));
+            drop(copies);
+            assert_eq!(spare_count(), Some(SPARE_BUFFERS_MAX));
+            let reused = leaf.copy_with_room(0);
+            assert_eq!(spare_count(), Some(SPARE_BUFFERS_MAX - 1));
+            assert_eq!(reused, leaf);
+        })
+        .join()
+        .unwrap();
+    }
 }
