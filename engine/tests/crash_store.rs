@@ -5,6 +5,7 @@
 mod common;
 
 use common::{everything, faulty_store, put_many};
+use keel_engine::btree::page::COMMIT_RECORD_BYTES;
 use keel_engine::io::WriteFault;
 use keel_engine::{Store, StoreOptions};
 
@@ -12,27 +13,55 @@ use keel_engine::{Store, StoreOptions};
 /// `write` (0 = the first write of that persist) with `fault`, and checks
 /// that reopening gives the first state.
 fn crash_during_second_persist(write: u64, fault: WriteFault) {
+    let (first, _second, reopened) = reopen_after_second_persist_fails(write, fault);
+    assert_eq!(reopened, first);
+}
+
+/// What the store held after its first persist, what it held when its
+/// second persist failed at write `write` with `fault`, and what it holds
+/// reopened: (applied index, everything).
+type State = (u64, keel_engine::RangeResult);
+
+fn reopen_after_second_persist_fails(write: u64, fault: WriteFault) -> (State, State, State) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let (mut store, plan) = faulty_store(&path);
     put_many(&mut store, "a", 300);
     store.persist().unwrap();
-    let committed = everything(&store);
-    let committed_index = store.applied_index();
+    let first = (store.applied_index(), everything(&store));
     put_many(&mut store, "b", 300);
+    let second = (store.applied_index(), everything(&store));
     plan.arm(write, fault);
     assert!(store.persist().is_err());
-    assert_eq!(store.persisted_index(), committed_index);
+    assert_eq!(store.persisted_index(), first.0);
     drop(store);
     let reopened = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(reopened.applied_index(), committed_index);
-    assert_eq!(everything(&reopened), committed);
+    let reopened = (reopened.applied_index(), everything(&reopened));
+    (first, second, reopened)
 }
 
 #[test]
 fn torn_commit_record_reopens_previous_commit() {
-    // One node write, then the commit record is write 1.
-    for keep_bytes in [0, 1, 100, 4095] {
+    // One node write, the commit record's page written blank (write 1),
+    // then the commit record on it (write 2). The nodes are durable by
+    // then, so a tear that keeps the whole record (it is the page's first
+    // bytes, the rest stays blank) is the new commit, whole; one that cuts
+    // it is the previous commit. Either way nothing is half there.
+    for keep_bytes in [0, 1, 100, COMMIT_RECORD_BYTES - 1] {
+        crash_during_second_persist(2, WriteFault::Tear { keep_bytes });
+    }
+    crash_during_second_persist(2, WriteFault::Fail);
+    for keep_bytes in [COMMIT_RECORD_BYTES, 4095] {
+        let (_first, second, reopened) =
+            reopen_after_second_persist_fails(2, WriteFault::Tear { keep_bytes });
+        assert_eq!(reopened, second, "keeping {keep_bytes} bytes");
+    }
+}
+
+#[test]
+fn failed_or_torn_blank_commit_page_reopens_previous_commit() {
+    crash_during_second_persist(1, WriteFault::Fail);
+    for keep_bytes in [0, 100, 4095] {
         crash_during_second_persist(1, WriteFault::Tear { keep_bytes });
     }
 }
