@@ -33,6 +33,8 @@ pub const ENTRY_HEADER_BYTES: usize = 8;
 
 /// Room a copied or split leaf's buffer gets beyond its bytes, at least.
 const COPY_ROOM_BYTES_MIN: usize = 512;
+/// Room [`Leaf::fit`] leaves a buffer, at most.
+const FIT_SLACK_BYTES: usize = 64;
 /// The buffer a leaf fills before it splits, and one more small entry.
 pub const FULL_LEAF_CAPACITY_BYTES: usize = NODE_PAYLOAD_BYTES_TARGET + COPY_ROOM_BYTES_MIN;
 
@@ -381,13 +383,13 @@ impl Leaf {
         Leaf { bytes, starts }
     }
 
-    /// Cuts the buffer back to its bytes and [`COPY_ROOM_BYTES_MIN`] when
-    /// it has more than twice that room to spare; a whole-leaf buffer goes
-    /// back to the spare list.
+    /// Cuts the buffer back to its bytes when it has more than
+    /// [`FIT_SLACK_BYTES`] to spare (a whole-leaf buffer goes back to the
+    /// spare list): a published leaf never grows (the next batch copies
+    /// it), so room left in it is waste.
     pub fn fit(&mut self) {
-        let fitted = self.bytes.len() + COPY_ROOM_BYTES_MIN;
-        if self.bytes.capacity() > fitted + COPY_ROOM_BYTES_MIN {
-            let mut bytes = Vec::with_capacity(fitted);
+        if self.bytes.capacity() > self.bytes.len() + FIT_SLACK_BYTES {
+            let mut bytes = Vec::with_capacity(self.bytes.len());
             bytes.extend_from_slice(&self.bytes);
             let spare = std::mem::replace(&mut self.bytes, bytes);
             if spare.capacity() == FULL_LEAF_CAPACITY_BYTES {

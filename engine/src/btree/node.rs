@@ -1215,9 +1215,7 @@ mod tests {
         // Leaves grow in whole-leaf buffers until fitted.
         assert!(leaves_of(&root).iter().any(|leaf| spare_bytes(leaf) > 1024));
         fit_changed(&mut root);
-        assert!(leaves_of(&root)
-            .iter()
-            .all(|leaf| spare_bytes(leaf) <= 1024));
+        assert!(leaves_of(&root).iter().all(|leaf| spare_bytes(leaf) <= 64));
         let published = root.clone();
         let published_leaves = leaves_of(&published);
         let mut expected = Vec::new();
@@ -1236,9 +1234,7 @@ mod tests {
         fit_changed(&mut clone);
         assert!(Arc::ptr_eq(&clone, &published));
         fit_changed(&mut root);
-        assert!(leaves_of(&root)
-            .iter()
-            .all(|leaf| spare_bytes(leaf) <= 1024));
+        assert!(leaves_of(&root).iter().all(|leaf| spare_bytes(leaf) <= 64));
         let mut after = Vec::new();
         collect(&published, &mut after);
         assert_eq!(after, expected, "the published tree is untouched");
