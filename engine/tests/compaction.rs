@@ -634,3 +634,39 @@ fn compact_step_handles_at_most_max_revisions() {
     }
     assert!(!store.compaction_pending());
 }
+
+/// Revision index entries are held back until the batch commits
+/// (`Store::pending_index`); a compaction in the batch of the writes must
+/// see them all the same: it removes what it removes in a batch of its own
+/// after them.
+#[test]
+fn compaction_in_the_batch_of_the_writes_sees_their_index_entries() {
+    let compacted = |same_batch: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db"), StoreOptions::default()).unwrap();
+        let mut batch = store.write_batch();
+        for key in [b"a", b"b", b"c"] {
+            let mut txn = batch.txn();
+            txn.put(key, b"1", 0);
+            txn.end();
+        }
+        batch.commit(1);
+        let mut batch = store.write_batch();
+        for key in [b"a", b"b", b"a"] {
+            let mut txn = batch.txn();
+            txn.put(key, b"2", 0);
+            txn.end();
+        }
+        if !same_batch {
+            batch.commit(2);
+            batch = store.write_batch();
+        }
+        // Revisions 2 to 4, then 5 to 7: compact at the newest.
+        let removed = batch.compact(7).unwrap();
+        batch.commit(3);
+        (removed, store.tree_entry_count())
+    };
+    let (removed, left) = compacted(true);
+    assert_eq!((removed, left), compacted(false));
+    assert_eq!((removed, left), (3, 3), "one entry per key left");
+}

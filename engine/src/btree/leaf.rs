@@ -262,6 +262,12 @@ impl Leaf {
         end - start
     }
 
+    /// Removes every entry, keeping the buffer.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.starts.clear();
+    }
+
     /// Bytes the buffer has room for beyond the payload.
     pub fn spare_bytes(&self) -> usize {
         self.bytes.capacity() - self.bytes.len()

@@ -41,6 +41,8 @@ pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use file::{CommitMeta, Recovered, TreeFile};
 pub use leaf::{EntryRef, Leaf};
-pub use node::{fit_changed, insert, insert_built, insert_parts, Entry, Node, NodeBody};
+pub use node::{
+    fit_changed, insert, insert_built, insert_parts, insert_run, Entry, Node, NodeBody,
+};
 pub use page::PAGE_SIZE_BYTES;
 pub use remove::remove_sorted;

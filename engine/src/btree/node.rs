@@ -452,6 +452,7 @@ pub fn insert_parts(root: &mut Arc<Node>, key: &[u8], value_parts: &[&[u8]]) -> 
     let incoming = Parts {
         key,
         parts: value_parts,
+        run: false,
     };
     let (replaced, split) =
         insert_into(root, incoming, true, 0).expect("an entry is inserted wherever it goes");
@@ -483,6 +484,11 @@ trait Incoming<'p> {
     /// Whether [`Incoming::value`] needs the following entry (an insert
     /// that cannot see it then changes nothing).
     fn needs_next(&self) -> bool;
+    /// Whether the entry heads an ascending run of entries to come after
+    /// it ([`insert_run`]): a leaf it overfills is cut right after it.
+    fn in_run(&self) -> bool {
+        false
+    }
     /// The value's head and tail parts, given the entry that will follow
     /// it in key order (`None` when none does); `next` is meaningful only
     /// if [`Incoming::needs_next`].
@@ -493,6 +499,8 @@ trait Incoming<'p> {
 struct Parts<'p> {
     key: &'p [u8],
     parts: &'p [&'p [u8]],
+    /// See [`Incoming::in_run`].
+    run: bool,
 }
 
 impl<'p> Incoming<'p> for Parts<'p> {
@@ -502,6 +510,9 @@ impl<'p> Incoming<'p> for Parts<'p> {
     }
     fn needs_next(&self) -> bool {
         false
+    }
+    fn in_run(&self) -> bool {
+        self.run
     }
     fn value(self, _next: Option<EntryRef<'_>>) -> ([u8; 0], &'p [&'p [u8]]) {
         ([], self.parts)
@@ -566,6 +577,7 @@ fn insert_into<'p>(
     match &mut node.body {
         NodeBody::Leaf(leaf) => {
             let key = incoming.key();
+            let in_run = incoming.in_run();
             let below = node.heads.count_below(key, false, |index| leaf.key(index));
             let found = match leaf.get(below) {
                 Some(entry) if entry.key() == key => Ok(below),
@@ -607,9 +619,12 @@ fn insert_into<'p>(
             };
             let entry_count = leaf.len();
             let appended = replaced.is_none() && after + 1 == entry_count;
+            let position = match found {
+                Ok(position) | Err(position) => position,
+            };
             node.payload_len = leaf.payload().len();
             let split = (entry_count >= 2 && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
-                .then(|| split_leaf(node, appended));
+                .then(|| split_leaf(node, appended, in_run.then_some(position)));
             Some((replaced, split))
         }
         NodeBody::Branch { keys, children } => {
@@ -643,6 +658,86 @@ fn insert_into<'p>(
     }
 }
 
+/// Inserts every entry of `run` (ascending keys, none of them in the
+/// tree), as [`insert_parts`] would one by one, but appending to a leaf in
+/// one descent as many as go after its last entry, below its upper bound,
+/// and fit it; the entry that does not (a leaf about to split, or a key
+/// that is not an append) goes through [`insert_parts`]. For a writer
+/// whose keys come in order past everything near them, as revision index
+/// entries do: a run of them then costs a descent per leaf, not per entry.
+pub fn insert_run(root: &mut Arc<Node>, run: &Leaf) {
+    let mut next = 0;
+    // Each round inserts at least one entry: bounded by the run.
+    while next < run.len() {
+        let appended = append_run(root, run, next, None, 0);
+        if appended > 0 {
+            next += appended;
+            continue;
+        }
+        let entry = run.entry(next);
+        let incoming = Parts {
+            key: entry.key(),
+            parts: &[entry.value()],
+            run: true,
+        };
+        let (replaced, split) =
+            insert_into(root, incoming, true, 0).expect("an entry is inserted wherever it goes");
+        grow_root(root, split);
+        assert!(replaced.is_none(), "a run's keys are not in the tree");
+        next += 1;
+    }
+}
+
+/// Appends entries `from..` of `run` to the end of the leaf under `node`
+/// that entry `from` falls in (`upper` bounds `node`'s keys from above),
+/// while they go after its last entry, below its bound, and fit its page;
+/// returns how many. The path is copied as an insert's would be.
+fn append_run(
+    node: &mut Arc<Node>,
+    run: &Leaf,
+    from: usize,
+    upper: Option<&[u8]>,
+    depth: usize,
+) -> usize {
+    assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    let first = run.key(from);
+    let node = Arc::make_mut(node);
+    let appended = match &mut node.body {
+        NodeBody::Branch { keys, children } => {
+            let position = node.heads.count_below(first, true, |index| &keys[index]);
+            let child_upper = keys.get(position).map(AsRef::as_ref).or(upper);
+            append_run(&mut children[position], run, from, child_upper, depth + 1)
+        }
+        NodeBody::Leaf(leaf) => {
+            let mut count = 0;
+            while let Some(entry) = run.get(from + count) {
+                let fits = node.payload_len + entry.encoded_len() <= NODE_PAYLOAD_BYTES_TARGET;
+                let after_last = leaf.last().is_none_or(|last| last.key() < entry.key());
+                let below_upper = upper.is_none_or(|upper| entry.key() < upper);
+                if !(fits && after_last && below_upper) {
+                    break;
+                }
+                let position = leaf.len();
+                let counted = leaf
+                    .first()
+                    .is_some_and(|first| node.heads.insert(position, entry.key(), first.key()));
+                leaf.insert(position, entry.key(), entry.value(), &[]);
+                if !counted {
+                    node.heads =
+                        Heads::of(leaf.len(), copy_room(leaf.len()), |index| leaf.key(index));
+                }
+                node.payload_len = leaf.payload().len();
+                count += 1;
+            }
+            count
+        }
+    };
+    if appended > 0 {
+        node.set_page(None);
+    }
+    appended
+}
+
 /// Cuts back to fit every leaf changed since `root` was last published
 /// (or handed to a persist): those are the nodes nothing else holds, found
 /// without visiting a shared subtree, where nothing changed. For the writer
@@ -669,16 +764,29 @@ pub fn fit_changed(node: &mut Arc<Node>) {
 /// it overfull was `appended` after all the others, moves only that entry
 /// to the new leaf: keys written in ascending order (revision index
 /// entries always are) then fill leaves to a page instead of leaving each
-/// half empty.
-fn split_leaf(node: &mut Node, appended: bool) -> Split {
+/// half empty. When that entry, at `run_at`, heads a run ([`insert_run`])
+/// but landed among other entries, the cut goes right after it, so the
+/// rest of the run appends.
+fn split_leaf(node: &mut Node, appended: bool, run_at: Option<usize>) -> Split {
     let payload_len = node.payload_len;
     let NodeBody::Leaf(leaf) = &mut node.body else {
         unreachable!("split_leaf on a branch")
     };
     assert!(leaf.len() >= 2);
     let last_len = leaf.encoded_len(leaf.len() - 1);
+    // A run's entry goes last in the old leaf (or first in the new one,
+    // if the old one would not fit a page): the run then appends behind
+    // it, apart from the entries that followed it.
+    let run_cut = run_at.and_then(|position| {
+        [position + 1, position].into_iter().find(|&cut| {
+            (1..leaf.len()).contains(&cut)
+                && payload_len - leaf.bytes_from(cut) <= NODE_PAYLOAD_BYTES_TARGET
+        })
+    });
     let cut = if appended && payload_len - last_len <= NODE_PAYLOAD_BYTES_TARGET {
         leaf.len() - 1
+    } else if let Some(cut) = run_cut {
+        cut
     } else {
         let mut left_bytes = 0;
         let mut cut = 0;
@@ -1241,5 +1349,70 @@ mod tests {
         let mut keys = Vec::new();
         checked_keys(&root, None, None, true, &mut keys);
         assert_eq!(keys.len(), 1500 + 200);
+    }
+
+    #[test]
+    fn insert_run_matches_inserts_and_leaves_the_run_in_full_leaves_of_its_own() {
+        let mut root = Node::empty();
+        let mut model = std::collections::BTreeMap::new();
+        // Keys above where the run goes ("c…"), then a few below it ("a…"),
+        // which land in the first leaf of the others: the run starts in a
+        // leaf among keys above it.
+        // The keys above are large, so a split by halves lands among them
+        // or among the run's, never between the two.
+        for (space, count, value_len) in [("c", 500u32, 400usize), ("a", 10, 40)] {
+            for number in 0..count {
+                let key = format!("{space}{number:06}").into_bytes();
+                insert(&mut root, &key, &vec![1u8; value_len]);
+                model.insert(key, vec![1u8; value_len]);
+            }
+        }
+        let published = root.clone();
+        let mut expected_published = Vec::new();
+        collect(&published, &mut expected_published);
+        for round in 0..3u32 {
+            let mut run = Leaf::new();
+            for number in round * 1000..(round + 1) * 1000 {
+                let key = format!("b{number:06}").into_bytes();
+                let value = vec![2u8; 20 + (number % 7) as usize];
+                run.insert(run.len(), &key, &value, &[]);
+                model.insert(key, value);
+            }
+            insert_run(&mut root, &run);
+        }
+        let mut held = Vec::new();
+        collect(&root, &mut held);
+        assert_eq!(held, model.into_iter().collect::<Vec<_>>());
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        let mut after = Vec::new();
+        collect(&published, &mut after);
+        assert_eq!(after, expected_published, "the published tree is untouched");
+        // No leaf holds run keys with the keys above the run (the run
+        // appends after the keys below it), and the leaves of only run keys
+        // are full but for the last.
+        let mut fills = Vec::new();
+        visit(&root, &mut |node| {
+            if let NodeBody::Leaf(leaf) = &node.body {
+                let space = |index: usize| leaf.key(index)[0];
+                if (0..leaf.len()).any(|index| space(index) == b'b') {
+                    assert!(
+                        (0..leaf.len()).all(|index| space(index) != b'c'),
+                        "a leaf mixes the run with the keys above it"
+                    );
+                    if (0..leaf.len()).all(|index| space(index) == b'b') {
+                        fills.push(leaf.payload().len());
+                    }
+                }
+            }
+        });
+        fills.sort_unstable();
+        assert!(fills.len() > 10, "{} leaves of the run", fills.len());
+        let full = &fills[1..];
+        assert!(
+            full.iter()
+                .all(|&fill| fill > NODE_PAYLOAD_BYTES_TARGET * 9 / 10),
+            "leaf payloads {fills:?}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
-use crate::btree::{fit_changed, CommitMeta, Node, TreeFile};
+use crate::btree::{fit_changed, insert_run, CommitMeta, Leaf, Node, TreeFile};
 use crate::error::StoreError;
 use crate::io::{FileSystem, StorageFile};
 use arc_swap::ArcSwap;
@@ -95,7 +95,18 @@ pub struct Store {
     /// grows to the longest MVCC key put, at most a key's limit plus its
     /// escapes and suffix).
     pub(crate) put_key_scratch: Vec<u8>,
+    /// Revision index entries written since the last flush, in revision
+    /// order, inserted into the tree as one run
+    /// ([`Store::flush_pending_index`]) before anything reads the index
+    /// or the root leaves the writer: at publish, before a persist or
+    /// defrag captures the root, before a compaction step walks the index,
+    /// and when it reaches [`PENDING_INDEX_BYTES_MAX`].
+    pub(crate) pending_index: Leaf,
 }
+
+/// Bytes of revision index entries a store holds back at most before it
+/// inserts them into the tree.
+pub(crate) const PENDING_INDEX_BYTES_MAX: usize = 1 << 20;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,6 +210,7 @@ impl Store {
             dirty_bytes_since_persist: 0,
             last_persist: Instant::now(),
             put_key_scratch: Vec::new(),
+            pending_index: Leaf::new(),
         })
     }
 
@@ -243,6 +255,15 @@ impl Store {
         WriteBatch::new(self)
     }
 
+    /// Inserts the revision index entries held back ([`Store::pending_index`])
+    /// into the tree.
+    pub(crate) fn flush_pending_index(&mut self) {
+        if !self.pending_index.is_empty() {
+            insert_run(&mut self.root, &self.pending_index);
+            self.pending_index.clear();
+        }
+    }
+
     pub(crate) fn publish(&mut self, applied_index: u64) {
         assert!(
             applied_index >= self.applied_index,
@@ -250,6 +271,7 @@ impl Store {
             self.applied_index
         );
         self.applied_index = applied_index;
+        self.flush_pending_index();
         // The leaves this batch changed stop growing here: cut their
         // buffers back (`btree/leaf.rs`).
         fit_changed(&mut self.root);
@@ -379,6 +401,7 @@ impl Store {
     /// counters) when the file already holds exactly this state.
     fn begin_persist(&mut self) -> Option<Job> {
         assert!(self.in_flight.is_none(), "one job in flight at most");
+        self.flush_pending_index();
         self.last_persist = Instant::now();
         let unchanged = self.root.page().is_some()
             && self.applied_index == self.persisted_index
@@ -398,6 +421,7 @@ impl Store {
     /// job will carry.
     pub(super) fn begin_job(&mut self, kind: JobKind) -> Job {
         assert!(self.in_flight.is_none(), "one job in flight at most");
+        self.flush_pending_index();
         let meta = CommitMeta {
             applied_index: self.applied_index,
             revision: self.revision,

@@ -12,7 +12,7 @@ use super::key::{
     REVISION_SUFFIX_BYTES,
 };
 use super::revision::Revision;
-use super::store::Store;
+use super::store::{Store, PENDING_INDEX_BYTES_MAX};
 use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
 use crate::btree::{insert_built, insert_parts, Entry, EntryRef};
@@ -217,8 +217,17 @@ impl Txn<'_> {
             previous_put,
             prefix,
         });
-        let replaced = insert_parts(&mut self.store.root, &index_key, &[&index_header, prefix]);
-        assert!(replaced.is_none(), "revision indexed twice");
+        // Held back and inserted with the batch's others as one run
+        // (`Store::pending_index`); revisions only grow, so they come in
+        // order.
+        let pending = &mut self.store.pending_index;
+        debug_assert!(pending
+            .last()
+            .is_none_or(|last| last.key() < index_key.as_slice()));
+        pending.insert(pending.len(), &index_key, &index_header, &[prefix]);
+        if pending.payload().len() >= PENDING_INDEX_BYTES_MAX {
+            self.store.flush_pending_index();
+        }
         self.store.ops_since_persist += 1;
         self.store.dirty_bytes_since_persist +=
             (mvcc_key.len() + value_bytes + index_key.len() + index_header.len() + prefix_len)
