@@ -27,6 +27,7 @@
 use super::node::{
     Entry, PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX,
 };
+use super::order;
 
 /// Bytes of an entry's length fields (key and value length, u32 each).
 pub const ENTRY_HEADER_BYTES: usize = 8;
@@ -370,6 +371,32 @@ impl Leaf {
         count - kept
     }
 
+    /// A copy without the entries whose keys are in `sorted_keys`
+    /// (ascending), in a whole-leaf buffer like any copy, and how many went;
+    /// `None` when none of those keys is here.
+    pub fn without_sorted(&self, sorted_keys: &[&[u8]]) -> Option<(Leaf, usize)> {
+        let mut kept = Leaf {
+            bytes: buffer(copy_capacity(self.bytes.len())),
+            starts: Vec::with_capacity(self.len()),
+        };
+        let mut next = 0;
+        let mut removed = 0;
+        for index in 0..self.len() {
+            let key = self.key(index);
+            while next < sorted_keys.len() && order::less(sorted_keys[next], key) {
+                next += 1;
+            }
+            if next < sorted_keys.len() && sorted_keys[next] == key {
+                removed += 1;
+                continue;
+            }
+            let (start, end) = self.bounds(index);
+            kept.starts.push(offset_u32(kept.bytes.len()));
+            kept.bytes.extend_from_slice(&self.bytes[start..end]);
+        }
+        (removed > 0).then_some((kept, removed))
+    }
+
     /// Splits off entries `cut..` into a new leaf whose buffer has room
     /// for `capacity` bytes at least.
     pub fn split_off(&mut self, cut: usize, capacity: usize) -> Leaf {
@@ -540,6 +567,26 @@ mod tests {
                             assert_eq!(entry.key(), key.as_slice());
                         }
                         leaf.append(&right);
+                    }
+                    7 if step.is_multiple_of(2) => {
+                        let doomed: Vec<Vec<u8>> = model
+                            .keys()
+                            .filter(|_| random.next().is_multiple_of(3))
+                            .cloned()
+                            .chain(std::iter::once(b"k999".to_vec()))
+                            .collect();
+                        let doomed_refs: Vec<&[u8]> = doomed.iter().map(Vec::as_slice).collect();
+                        let present = doomed.iter().filter(|key| model.contains_key(*key)).count();
+                        match leaf.without_sorted(&doomed_refs) {
+                            None => assert_eq!(present, 0),
+                            Some((kept, removed)) => {
+                                assert_eq!(removed, present);
+                                for key in &doomed {
+                                    model.remove(key);
+                                }
+                                leaf = kept;
+                            }
+                        }
                     }
                     _ => {
                         let copy = leaf.copy_with_room(step % 5);

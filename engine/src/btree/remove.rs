@@ -69,6 +69,16 @@ fn node_is_empty(node: &Node) -> bool {
 
 fn remove_from(node: &mut Arc<Node>, sorted_keys: &[&[u8]], depth: usize) -> usize {
     assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    let shared = Arc::get_mut(node).is_none();
+    if let (true, NodeBody::Leaf(leaf)) = (shared, &node.body) {
+        // A leaf a view holds: copy only what stays, instead of copying it
+        // whole to remove from the copy.
+        let Some((kept, removed)) = leaf.without_sorted(sorted_keys) else {
+            return 0;
+        };
+        *node = Arc::new(Node::new(NodeBody::Leaf(kept)));
+        return removed;
+    }
     let present = match &node.body {
         NodeBody::Leaf(leaf) => sorted_keys.iter().any(|key| {
             leaf.get(node.entry_index(key))
