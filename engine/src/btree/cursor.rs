@@ -7,7 +7,8 @@
 //! O(log n + entries visited) either way. A cursor that runs off either end
 //! of the tree stays there: [`Cursor::current`] is `None` from then on.
 
-use super::leaf::{EntryRef, Leaf};
+use super::entry::EntryRef;
+use super::leaf::Leaf;
 use super::node::{Node, NodeBody, TREE_DEPTH_MAX};
 use std::sync::Arc;
 

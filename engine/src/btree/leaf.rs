@@ -24,9 +24,8 @@
 //! to that thread's bounded spare list, which the next copies take from,
 //! instead of glibc's large-chunk path and fresh pages each time.
 
-use super::node::{
-    Entry, PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX,
-};
+use super::entry::{Entry, EntryRef};
+use super::node::{PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX};
 use super::order;
 
 /// Bytes of an entry's length fields (key and value length, u32 each).
@@ -38,40 +37,6 @@ const COPY_ROOM_BYTES_MIN: usize = 512;
 const FIT_SLACK_BYTES: usize = 64;
 /// The buffer a leaf fills before it splits, and one more small entry.
 pub const FULL_LEAF_CAPACITY_BYTES: usize = NODE_PAYLOAD_BYTES_TARGET + COPY_ROOM_BYTES_MIN;
-
-/// A key and its value inside a leaf (or an [`Entry`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EntryRef<'a> {
-    key: &'a [u8],
-    value: &'a [u8],
-}
-
-impl<'a> EntryRef<'a> {
-    /// An entry of `key` and `value`.
-    pub fn new(key: &'a [u8], value: &'a [u8]) -> EntryRef<'a> {
-        EntryRef { key, value }
-    }
-
-    /// The key.
-    pub fn key(&self) -> &'a [u8] {
-        self.key
-    }
-
-    /// The value.
-    pub fn value(&self) -> &'a [u8] {
-        self.value
-    }
-
-    /// An owned copy (one allocation).
-    pub fn to_entry(&self) -> Entry {
-        Entry::new(self.key, self.value)
-    }
-
-    /// Bytes the entry takes in a leaf payload.
-    pub fn encoded_len(&self) -> usize {
-        ENTRY_HEADER_BYTES + self.key.len() + self.value.len()
-    }
-}
 
 /// Sorted entries in one buffer (see the module comment).
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -23,6 +23,7 @@ mod appender;
 pub mod copy;
 pub mod cursor;
 pub mod defrag;
+mod entry;
 pub mod file;
 mod heads;
 pub mod leaf;
@@ -39,10 +40,9 @@ pub use copy::{
 };
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
+pub use entry::{Entry, EntryRef};
 pub use file::{CommitMeta, Recovered, TreeFile};
-pub use leaf::{EntryRef, Leaf};
-pub use node::{
-    fit_changed, insert, insert_built, insert_parts, insert_run, Entry, Node, NodeBody,
-};
+pub use leaf::Leaf;
+pub use node::{fit_changed, insert, insert_built, insert_parts, insert_run, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
 pub use remove::remove_sorted;
