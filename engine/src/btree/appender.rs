@@ -12,10 +12,6 @@ use super::page::{encode_node, node_page_count, PAGE_SIZE_BYTES};
 use crate::error::StoreError;
 use crate::io::{PageBuffer, StorageFile};
 
-/// Room a new appender's buffer starts with (it doubles as needed, up to
-/// about [`PERSIST_WRITE_CHUNK_BYTES`] plus one node).
-const FIRST_BUFFER_BYTES: usize = 256 << 10;
-
 pub(super) struct NodeAppender<'a> {
     file: &'a dyn StorageFile,
     path: &'a Path,
@@ -27,21 +23,31 @@ pub(super) struct NodeAppender<'a> {
 }
 
 impl<'a> NodeAppender<'a> {
-    /// Appends from `first_page` on.
+    /// Appends from `first_page` on, encoding into `buffer` (empty; it
+    /// grows as needed, up to about [`PERSIST_WRITE_CHUNK_BYTES`] plus one
+    /// node, and [`into_buffer`](Self::into_buffer) gives it back).
     pub(super) fn new(
         file: &'a dyn StorageFile,
         path: &'a Path,
         salt: u64,
         first_page: u64,
+        buffer: PageBuffer,
     ) -> NodeAppender<'a> {
+        debug_assert!(buffer.is_empty());
         NodeAppender {
             file,
             path,
             salt,
-            buffer: PageBuffer::with_capacity(FIRST_BUFFER_BYTES),
+            buffer,
             buffer_page: first_page,
             next_page: first_page,
         }
+    }
+
+    /// The buffer, emptied, for the next appender.
+    pub(super) fn into_buffer(mut self) -> PageBuffer {
+        self.buffer.clear();
+        self.buffer
     }
 
     /// The page the next node goes to (after the last, once flushed).
@@ -60,9 +66,7 @@ impl<'a> NodeAppender<'a> {
     ) -> Result<u64, StoreError> {
         let own_pages = node_page_count(payload.len());
         debug_assert_eq!(own_pages, expected_pages);
-        let pages = self
-            .buffer
-            .append_zeroed((own_pages * PAGE_SIZE_BYTES) as usize);
+        let pages = self.buffer.append((own_pages * PAGE_SIZE_BYTES) as usize);
         encode_node(pages, kind, entry_count, payload, self.salt);
         let page = self.next_page;
         self.next_page += own_pages;
@@ -81,7 +85,7 @@ impl<'a> NodeAppender<'a> {
     /// [`next_page`](Self::next_page) (a commit record's page, written
     /// blank in the same direct write as the nodes before it).
     pub(super) fn flush_with_blank_page(&mut self) -> Result<(), StoreError> {
-        self.buffer.append_zeroed(PAGE_SIZE_BYTES as usize);
+        self.buffer.append(PAGE_SIZE_BYTES as usize).fill(0);
         self.write_buffer()
     }
 

@@ -21,7 +21,7 @@ use super::page::{
     PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
-use crate::io::{FileSystem, StdFileSystem, StorageFile};
+use crate::io::{FileSystem, PageBuffer, StdFileSystem, StorageFile};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -152,7 +152,7 @@ pub(super) fn write_copy(
     file.write_at(&encode_file_header(salt), 0)
         .map_err(io_error)?;
     let mut writer = CopyWriter {
-        nodes: NodeAppender::new(file, path, salt, 1),
+        nodes: NodeAppender::new(file, path, salt, 1, PageBuffer::default()),
     };
     let root_page = writer.write_subtree(root, 0)?;
     writer.nodes.flush()?;

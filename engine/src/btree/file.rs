@@ -23,13 +23,16 @@ use super::page::{
     NODE_HEADER_BYTES, NODE_KIND_BRANCH, NODE_KIND_LEAF, PAGE_SIZE_BYTES,
 };
 use crate::error::StoreError;
-use crate::io::{FileSystem, StdFileSystem, StorageFile};
+use crate::io::{FileSystem, PageBuffer, StdFileSystem, StorageFile};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Dirty nodes are buffered up to this many bytes before a write call.
 pub(crate) const PERSIST_WRITE_CHUNK_BYTES: usize = 8 << 20;
+/// A persist's node buffer is kept for the next one up to this size
+/// (a bigger one, from a large persist, is freed).
+const KEPT_NODE_BUFFER_BYTES_MAX: usize = 2 << 20;
 
 /// The state a commit record describes, minus the tree itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,6 +62,10 @@ pub struct TreeFile {
     /// A defrag renamed a new file in but fsyncing the directory failed:
     /// the next persist syncs it before writing anything.
     pub(super) dir_sync_pending: bool,
+    /// The last persist's node buffer, zeroed, for the next one (so its
+    /// pages are not faulted in anew each time), up to
+    /// [`KEPT_NODE_BUFFER_BYTES_MAX`].
+    node_buffer: PageBuffer,
 }
 
 impl std::fmt::Debug for TreeFile {
@@ -229,6 +236,7 @@ impl TreeFile {
             commit_seq: 0,
             referenced_pages: 1,
             dir_sync_pending: false,
+            node_buffer: PageBuffer::default(),
         };
         let recovered = match commit {
             None => Recovered {
@@ -364,7 +372,13 @@ impl TreeFile {
                 .map_err(io_error(&self.path))?;
         }
         let mut writer = PageWriter {
-            nodes: NodeAppender::new(self.file.as_ref(), &self.path, self.salt, self.page_count),
+            nodes: NodeAppender::new(
+                self.file.as_ref(),
+                &self.path,
+                self.salt,
+                self.page_count,
+                std::mem::take(&mut self.node_buffer),
+            ),
         };
         let (root_page, root_subtree_pages) = writer.write_dirty(root, 0)?;
         let commit_page = writer.nodes.next_page();
@@ -378,6 +392,10 @@ impl TreeFile {
             // an unfinished persist's tail (`tail.rs`).
             writer.nodes.flush_with_blank_page()?;
             self.file.sync_data().map_err(io_error(&self.path))?;
+        }
+        let buffer = writer.nodes.into_buffer();
+        if buffer.capacity() <= KEPT_NODE_BUFFER_BYTES_MAX {
+            self.node_buffer = buffer;
         }
         let record = CommitRecord {
             commit_seq: self.commit_seq + 1,

@@ -278,8 +278,8 @@ pub fn node_page_count(payload_len: usize) -> u64 {
 }
 
 /// Frames `payload` as a node into `out`, which must be exactly the node's
-/// pages ([`node_page_count`]) and zero: header, payload, and the zero
-/// padding `out` already holds.
+/// pages ([`node_page_count`]): header, payload, zero padding. Every byte
+/// of `out` is written.
 pub fn encode_node(out: &mut [u8], kind: u8, entry_count: u32, payload: &[u8], salt: u64) {
     assert!(kind == NODE_KIND_LEAF || kind == NODE_KIND_BRANCH);
     let page_count = node_page_count(payload.len());
@@ -299,8 +299,9 @@ pub fn encode_node(out: &mut [u8], kind: u8, entry_count: u32, payload: &[u8], s
     let crc = salted_crc(salt, &[&header[0..20], payload]);
     header[20..24].copy_from_slice(&crc.to_le_bytes());
     out[..NODE_HEADER_BYTES].copy_from_slice(&header);
-    out[NODE_HEADER_BYTES..NODE_HEADER_BYTES + payload.len()].copy_from_slice(payload);
-    debug_assert!(first_nonzero(&out[NODE_HEADER_BYTES + payload.len()..]).is_none());
+    let (body, padding) = out[NODE_HEADER_BYTES..].split_at_mut(payload.len());
+    body.copy_from_slice(payload);
+    padding.fill(0);
 }
 
 /// Decodes a node header from the start of a node's first page.

@@ -37,10 +37,14 @@ pub(super) fn open_direct(file: &File) -> Option<File> {
         .ok()
 }
 
-/// A growable run of zeroed bytes whose start is aligned to
-/// [`DIRECT_ALIGN_BYTES`] in memory. Safe code: the vector is allocated
-/// `DIRECT_ALIGN_BYTES - 1` bytes larger and used from its first aligned
-/// byte; it is never grown in place (growing moves to a new vector).
+/// The least a [`PageBuffer`] grows to.
+const GROWTH_MIN_BYTES: usize = 64 << 10;
+
+/// A growable run of bytes whose start is aligned to [`DIRECT_ALIGN_BYTES`]
+/// in memory. Safe code: the vector is allocated `DIRECT_ALIGN_BYTES - 1`
+/// bytes larger and used from its first aligned byte; it is never grown in
+/// place (growing moves to a new vector). Appended bytes hold whatever an
+/// earlier use left there: callers write every byte they append.
 #[derive(Debug, Default)]
 pub struct PageBuffer {
     bytes: Vec<u8>,
@@ -62,6 +66,11 @@ impl PageBuffer {
         }
     }
 
+    /// Bytes it holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
     /// Bytes in use.
     pub fn len(&self) -> usize {
         self.len
@@ -77,11 +86,13 @@ impl PageBuffer {
         &self.bytes[self.start..self.start + self.len]
     }
 
-    /// Adds `count` zero bytes at the end; returns them to be filled.
-    pub fn append_zeroed(&mut self, count: usize) -> &mut [u8] {
-        let room = self.bytes.len() - self.start;
+    /// Adds `count` bytes at the end (holding stale bytes); returns them
+    /// for the caller to fill, all of them.
+    pub fn append(&mut self, count: usize) -> &mut [u8] {
+        let room = self.capacity();
         if self.len + count > room {
-            let mut grown = PageBuffer::with_capacity((self.len + count).max(2 * room));
+            let mut grown =
+                PageBuffer::with_capacity((self.len + count).max(2 * room).max(GROWTH_MIN_BYTES));
             grown.bytes[grown.start..grown.start + self.len].copy_from_slice(self.as_slice());
             grown.len = self.len;
             *self = grown;
@@ -91,10 +102,8 @@ impl PageBuffer {
         &mut self.bytes[from..from + count]
     }
 
-    /// Empties the buffer, zeroing what was used, and keeps its room.
+    /// Empties the buffer and keeps its room.
     pub fn clear(&mut self) {
-        let used = self.start..self.start + self.len;
-        self.bytes[used].fill(0);
         self.len = 0;
     }
 }
@@ -104,34 +113,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_buffer_stays_aligned_and_zeroed_as_it_grows() {
+    fn page_buffer_stays_aligned_and_keeps_its_bytes_as_it_grows() {
         let mut buffer = PageBuffer::with_capacity(DIRECT_ALIGN_BYTES);
-        for round in 0..5u8 {
-            let part = buffer.append_zeroed(3 * DIRECT_ALIGN_BYTES);
-            assert!(part.iter().all(|&byte| byte == 0));
-            part[0] = round + 1;
+        for round in 0..40u8 {
+            buffer.append(3 * DIRECT_ALIGN_BYTES).fill(round + 1);
             assert!(is_direct_aligned(buffer.as_slice(), 0));
         }
-        assert_eq!(buffer.len(), 15 * DIRECT_ALIGN_BYTES);
-        for round in 0..5usize {
-            assert_eq!(
-                buffer.as_slice()[round * 3 * DIRECT_ALIGN_BYTES],
-                round as u8 + 1
-            );
+        assert_eq!(buffer.len(), 120 * DIRECT_ALIGN_BYTES);
+        assert!(buffer.capacity() >= buffer.len());
+        for (index, chunk) in buffer.as_slice().chunks(3 * DIRECT_ALIGN_BYTES).enumerate() {
+            assert!(chunk.iter().all(|&byte| byte == index as u8 + 1));
         }
+        let capacity = buffer.capacity();
         buffer.clear();
         assert!(buffer.is_empty());
-        assert!(buffer
-            .append_zeroed(15 * DIRECT_ALIGN_BYTES)
-            .iter()
-            .all(|&byte| byte == 0));
+        assert_eq!(buffer.capacity(), capacity);
     }
 
     #[test]
     fn only_whole_aligned_blocks_go_direct() {
         let buffer = {
             let mut buffer = PageBuffer::with_capacity(2 * DIRECT_ALIGN_BYTES);
-            buffer.append_zeroed(2 * DIRECT_ALIGN_BYTES);
+            buffer.append(2 * DIRECT_ALIGN_BYTES);
             buffer
         };
         let pages = buffer.as_slice();

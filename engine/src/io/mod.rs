@@ -167,7 +167,7 @@ mod tests {
             .unwrap();
         let file = StdFile::new(file);
         let mut pages = PageBuffer::with_capacity(3 * DIRECT_ALIGN_BYTES);
-        pages.append_zeroed(3 * DIRECT_ALIGN_BYTES).fill(0xA5);
+        pages.append(3 * DIRECT_ALIGN_BYTES).fill(0xA5);
         // Buffered, then direct over it, then buffered into the middle.
         file.write_at(&[1u8; 10_000], 0).unwrap();
         file.write_at(pages.as_slice(), 0).unwrap();
