@@ -8,7 +8,7 @@
 //! | operation | keel | redb |
 //! | --- | --- | --- |
 //! | put batch | one `WriteBatch` of single-put txns, `commit` | one write transaction of `insert`s, `commit` |
-//! | durable put batch | the same, then `Store::persist` (nodes, fdatasync, commit record, fdatasync) | `Durability::Immediate` (redb's default: fsync before `commit` returns) |
+//! | durable put batch | the same, then `Store::persist` (nodes and commit record in one write, one fdatasync) | `Durability::Immediate` (redb's default: fsync before `commit` returns) |
 //! | in-memory put batch | `commit` only (the WAL, not the tree, makes keel durable) | `Durability::None` (no fsync; made durable by a later immediate commit) |
 //! | point get | `ReadView::range` of one key, value copied out | `Table::get`, value copied out |
 //! | range scan | `ReadView::range` over `[first, first + n)` | `Table::range`, keys and values copied out |

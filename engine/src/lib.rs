@@ -18,6 +18,7 @@ pub mod mvcc;
 pub mod uring;
 pub mod wal;
 
+pub use btree::DroppedCommit;
 pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
     Event, EventKind, HistoryChunk, HistoryWalk, KeyValue, LeaseRecord, RangeOptions, RangeResult,

@@ -9,7 +9,7 @@ mod common;
 
 use common::{everything, faulty_store_with, put_range};
 use keel_engine::btree::{Node, NodeBody, TreeFile};
-use keel_engine::io::{FaultPlan, StdFile, StorageFile, WriteFault};
+use keel_engine::io::{FaultPlan, StdFile, StorageFile};
 use keel_engine::{Store, StoreError, StoreOptions};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,9 +195,10 @@ fn failed_background_persist_is_reported_and_the_next_one_repairs_it() {
     let committed_size = store.file_size_bytes();
     put_range(&mut store, "b", 0..300, &[2u8; 200]);
 
-    // Write 0 (all the dirty nodes) lands, write 1 (the commit record)
-    // fails: the "b" nodes got pages the next persist must not reuse.
-    plan.arm(1, WriteFault::Fail);
+    // The write of the dirty nodes and the commit record lands, its
+    // fdatasync fails: the "b" nodes got pages, and the file a whole
+    // commit record, that the next persist must not keep.
+    plan.arm_sync(0);
     plan.pause();
     assert!(store.start_persist());
     wait_until_held(&plan);

@@ -1,6 +1,9 @@
-//! Crash tests for the B+tree file: a persist torn or failed at any write
-//! (through the fault-injecting file) reopens at the previous commit, and
-//! the store keeps working after the failure.
+//! Crash tests for the B+tree file: a persist torn or failed at its write
+//! or its fdatasync (through the fault-injecting file) reopens at one whole
+//! commit, the previous one unless the new one reached the file whole; a
+//! disk that kept a persist's commit record but lost or garbled a node page
+//! written with it reopens at the previous commit; and the store keeps
+//! working after a failure.
 
 mod common;
 
@@ -9,12 +12,19 @@ use keel_engine::btree::page::COMMIT_RECORD_BYTES;
 use keel_engine::io::WriteFault;
 use keel_engine::{Store, StoreOptions};
 
+const PAGE_BYTES: usize = 4096;
+
 /// Commits one state, then fails the persist of a second at write number
 /// `write` (0 = the first write of that persist) with `fault`, and checks
 /// that reopening gives the first state.
 fn crash_during_second_persist(write: u64, fault: WriteFault) {
     let (first, _second, reopened) = reopen_after_second_persist_fails(write, fault);
-    assert_eq!(reopened, first);
+    assert!(
+        reopened == first,
+        "{fault:?} at write {write}: reopened at applied index {} (first commit: {})",
+        reopened.0,
+        first.0
+    );
 }
 
 /// What the store held after its first persist, what it held when its
@@ -40,34 +50,162 @@ fn reopen_after_second_persist_fails(write: u64, fault: WriteFault) -> (State, S
     (first, second, reopened)
 }
 
+/// Bytes the second persist of [`reopen_after_second_persist_fails`]
+/// writes (its one write: the dirty nodes, then the commit record page),
+/// learned from the same work done without a fault.
+fn second_persist_bytes() -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, plan) = faulty_store(&path);
+    put_many(&mut store, "a", 300);
+    store.persist().unwrap();
+    let before = (store.file_size_bytes(), plan.writes_seen());
+    put_many(&mut store, "b", 300);
+    store.persist().unwrap();
+    assert_eq!(plan.writes_seen(), before.1 + 1, "a persist is one write");
+    (store.file_size_bytes() - before.0) as usize
+}
+
 #[test]
-fn torn_commit_record_reopens_previous_commit() {
-    // One write of the nodes with the commit record's page blank after
-    // them (write 0), then the commit record on that page (write 1). The
-    // nodes are durable by then, so a tear that keeps the whole record (it
-    // is the page's first bytes, the rest stays blank) is the new commit,
-    // whole; one that cuts it is the previous commit. Either way nothing
-    // is half there.
-    for keep_bytes in [0, 1, 100, COMMIT_RECORD_BYTES - 1] {
-        crash_during_second_persist(1, WriteFault::Tear { keep_bytes });
+fn torn_or_failed_persist_write_reopens_previous_commit() {
+    // A persist is one write (nodes, then the commit record page) and one
+    // fdatasync. Cut anywhere short of the whole record, it leaves the
+    // previous commit.
+    let bytes = second_persist_bytes();
+    let record_at = bytes - PAGE_BYTES;
+    assert!(record_at >= 2 * PAGE_BYTES, "the persist writes nodes");
+    crash_during_second_persist(0, WriteFault::Fail);
+    for keep_bytes in [
+        0,
+        100,
+        5000,
+        8192,
+        record_at,
+        record_at + 1,
+        record_at + COMMIT_RECORD_BYTES - 1,
+        // The record whole but its page not: the file ends inside the
+        // page, which recovery does not read as a commit.
+        record_at + COMMIT_RECORD_BYTES,
+    ] {
+        crash_during_second_persist(0, WriteFault::Tear { keep_bytes });
     }
-    crash_during_second_persist(1, WriteFault::Fail);
-    for keep_bytes in [COMMIT_RECORD_BYTES, 4095] {
+    // The whole write reached the file (then it reported an error): every
+    // node is there before the record, so it is the new commit, whole.
+    for keep_bytes in [bytes, usize::MAX] {
         let (_first, second, reopened) =
-            reopen_after_second_persist_fails(1, WriteFault::Tear { keep_bytes });
-        assert_eq!(reopened, second, "keeping {keep_bytes} bytes");
+            reopen_after_second_persist_fails(0, WriteFault::Tear { keep_bytes });
+        assert!(reopened == second, "keeping {keep_bytes} bytes");
     }
 }
 
 #[test]
-fn torn_or_failed_node_write_reopens_previous_commit() {
-    crash_during_second_persist(0, WriteFault::Fail);
-    // Cut inside a node, on a page boundary, and not at all (every node
-    // and the blank commit page reach the file, then the write reports an
-    // error, so no commit record follows).
-    for keep_bytes in [100, 5000, 8192, usize::MAX] {
-        crash_during_second_persist(0, WriteFault::Tear { keep_bytes });
+fn failed_fdatasync_after_the_whole_write_reopens_one_whole_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, plan) = faulty_store(&path);
+    put_many(&mut store, "a", 300);
+    store.persist().unwrap();
+    let first = (store.applied_index(), everything(&store));
+    put_many(&mut store, "b", 300);
+    let second = (store.applied_index(), everything(&store));
+    plan.arm_sync(0);
+    assert!(store.persist().is_err());
+    assert_eq!(store.persisted_index(), first.0);
+    drop(store);
+    // What the write left is all in the file here (nothing was lost after
+    // it), so recovery opens the new commit; the test below covers a
+    // disk that kept only part of it.
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!((reopened.applied_index(), everything(&reopened)), second);
+    assert_eq!(reopened.dropped_commit(), None);
+}
+
+/// Two persists, then each page the second one wrote (its nodes, before
+/// its commit record) replaced by `damage`, as a disk that kept the record
+/// but not that page would leave it: every time the store reopens at the
+/// first commit and reports the second as dropped, naming that page.
+fn each_node_page_of_the_last_persist_lost(damage: fn(&mut [u8])) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    put_many(&mut store, "a", 300);
+    store.persist().unwrap();
+    let first = (store.applied_index(), everything(&store));
+    let first_size = store.file_size_bytes() as usize;
+    put_many(&mut store, "b", 300);
+    store.persist().unwrap();
+    let second_index = store.applied_index();
+    drop(store);
+    let original = std::fs::read(&path).unwrap();
+    let record_at = original.len() - PAGE_BYTES;
+    for page_at in (first_size..record_at).step_by(PAGE_BYTES) {
+        let mut damaged = original.clone();
+        damage(&mut damaged[page_at..page_at + PAGE_BYTES]);
+        std::fs::write(&path, &damaged).unwrap();
+        let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(
+            (reopened.applied_index(), everything(&reopened)),
+            first,
+            "page at {page_at}"
+        );
+        let dropped = reopened
+            .dropped_commit()
+            .expect("the second commit dropped");
+        assert_eq!(dropped.applied_index, second_index);
+        let named: u64 = dropped
+            .damage
+            .rsplit("offset ")
+            .next()
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no offset in {:?}", dropped.damage));
+        assert!(
+            (page_at as u64..record_at as u64).contains(&named),
+            "damage at {page_at} named at {named}: {}",
+            dropped.damage
+        );
+        drop(reopened);
+        // Recovery cut the dropped persist off: the file is the first
+        // commit's, and opening again drops nothing more.
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, first_size);
+        let again = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!((again.applied_index(), everything(&again)), first);
+        assert_eq!(again.dropped_commit(), None);
     }
+}
+
+#[test]
+fn node_pages_missing_under_a_durable_commit_record_reopen_previous_commit() {
+    each_node_page_of_the_last_persist_lost(|page| page.fill(0));
+}
+
+#[test]
+fn node_pages_garbled_under_a_durable_commit_record_reopen_previous_commit() {
+    each_node_page_of_the_last_persist_lost(|page| {
+        for (at, byte) in page.iter_mut().enumerate() {
+            *byte = (at as u8).wrapping_mul(37) ^ 0x5A;
+        }
+    });
+}
+
+#[test]
+fn first_persist_with_a_node_missing_reopens_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    put_many(&mut store, "a", 300);
+    store.persist().unwrap();
+    drop(store);
+    let mut damaged = std::fs::read(&path).unwrap();
+    damaged[PAGE_BYTES..2 * PAGE_BYTES].fill(0);
+    std::fs::write(&path, &damaged).unwrap();
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(reopened.applied_index(), 0);
+    assert_eq!(everything(&reopened).count, 0);
+    assert_eq!(
+        reopened.dropped_commit().map(|dropped| dropped.commit_seq),
+        Some(1)
+    );
 }
 
 #[test]
@@ -78,7 +216,7 @@ fn store_recovers_after_a_failed_persist() {
     put_many(&mut store, "a", 100);
     store.persist().unwrap();
     put_many(&mut store, "b", 100);
-    plan.arm(1, WriteFault::Tear { keep_bytes: 300 });
+    plan.arm(0, WriteFault::Tear { keep_bytes: 300 });
     assert!(store.persist().is_err());
     plan.disarm();
     put_many(&mut store, "c", 100);

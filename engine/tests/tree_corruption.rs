@@ -1,8 +1,11 @@
 //! Corruption tests for the B+tree file: a flipped bit in any page the last
 //! commit reaches (file header, node, commit record) is refused at open
-//! with the file and a byte offset inside the damaged node or page; a
-//! flipped bit in a superseded page is ignored and the store serves exactly
-//! its committed data; a file cut at any length opens at one whole earlier
+//! with the file and a byte offset inside the damaged node or page, except
+//! in the nodes the last persist wrote, where it is what a crash before
+//! that persist's fdatasync can leave and the store opens the commit
+//! before it, reporting the damage with its offset; a flipped bit in a
+//! superseded page is ignored and the store serves exactly its committed
+//! data; a file cut at any length opens at one whole earlier
 //! commit or is refused; a commit record of another format version is
 //! refused.
 
@@ -110,12 +113,30 @@ fn probe_offsets() -> Vec<u64> {
     offsets
 }
 
+/// The byte offset a dropped commit's damage names.
+fn dropped_at(store: &Store, path: &Path) -> u64 {
+    let dropped = store.dropped_commit().expect("a dropped commit");
+    assert!(
+        dropped.damage.contains(&path.display().to_string()),
+        "{}",
+        dropped.damage
+    );
+    dropped
+        .damage
+        .rsplit("offset ")
+        .next()
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no offset in {:?}", dropped.damage))
+}
+
 #[test]
-fn every_flipped_bit_in_a_reachable_page_is_refused_and_others_are_ignored() {
+fn every_flipped_bit_in_a_reachable_page_is_refused_or_drops_the_last_persist_and_others_are_ignored(
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let states = layered_file(&path);
-    let last = states.last().unwrap();
+    let (last, previous) = (&states[states.len() - 1], &states[states.len() - 2]);
     let original = std::fs::read(&path).unwrap();
     let pages = original.len() as u64 / PAGE_BYTES;
     let extents = objects(&original);
@@ -125,11 +146,20 @@ fn every_flipped_bit_in_a_reachable_page_is_refused_and_others_are_ignored() {
         extents.iter().any(|&(_, span)| span > 1),
         "a multi-page node"
     );
+    // The pages the last persist wrote before its commit record: damage
+    // there is what a crash before that persist's fdatasync returned can
+    // leave, so the store opens the commit before it.
+    let commit_pages: Vec<u64> = (1..pages)
+        .filter(|&page| &original[(page * PAGE_BYTES) as usize..][..8] == b"KEELCMIT")
+        .collect();
+    let last_persist = commit_pages[commit_pages.len() - 2] + 1..pages - 1;
+    assert!(last_persist.end > last_persist.start + 1);
 
-    let mut refused_pages = 0;
+    let (mut refused_pages, mut dropping_pages) = (0, 0);
     for page in 0..pages {
         let (start, span) = extents[page as usize];
-        let (mut refused, mut served) = (0, 0);
+        let object = start * PAGE_BYTES..(start + span) * PAGE_BYTES;
+        let (mut refused, mut dropped, mut served) = (0, 0, 0);
         for (probe, &offset_in_page) in probe_offsets().iter().enumerate() {
             let offset = page * PAGE_BYTES + offset_in_page;
             let mut damaged = original.clone();
@@ -139,28 +169,49 @@ fn every_flipped_bit_in_a_reachable_page_is_refused_and_others_are_ignored() {
                 Err(error) => {
                     let at = refused_at(&error, &path);
                     assert!(
-                        (start * PAGE_BYTES..(start + span) * PAGE_BYTES).contains(&at),
-                        "flip at {offset} refused at {at}, outside pages {start}..{}",
-                        start + span
+                        object.contains(&at),
+                        "flip at {offset} refused at {at}, outside {object:?}"
                     );
                     refused += 1;
                 }
+                Ok(store) if store.dropped_commit().is_some() => {
+                    assert!(
+                        last_persist.contains(&page),
+                        "flip at {offset} dropped a commit"
+                    );
+                    let at = dropped_at(&store, &path);
+                    assert!(
+                        object.contains(&at),
+                        "flip at {offset} found at {at}, outside {object:?}"
+                    );
+                    assert!(
+                        &state(&store) == previous,
+                        "flip at {offset} served other data"
+                    );
+                    dropped += 1;
+                }
                 Ok(store) => {
-                    assert_eq!(&state(&store), last, "flip at {offset} served other data");
+                    assert!(&state(&store) == last, "flip at {offset} served other data");
                     served += 1;
                 }
             }
         }
-        assert!(
-            refused == 0 || served == 0,
-            "page {page}: {refused} flips refused, {served} ignored"
+        let outcomes = [refused, dropped, served];
+        assert_eq!(
+            outcomes.iter().filter(|&&count| count > 0).count(),
+            1,
+            "page {page}: {refused} flips refused, {dropped} dropped the last persist, \
+             {served} ignored"
         );
         refused_pages += u64::from(refused > 0);
+        dropping_pages += u64::from(dropped > 0);
     }
-    // Refused pages are exactly those the last commit references.
-    assert_eq!(refused_pages, in_use_pages);
+    // Every page the last persist wrote drops it; every other page the
+    // last commit references is refused.
+    assert_eq!(dropping_pages, last_persist.end - last_persist.start);
+    assert_eq!(refused_pages + dropping_pages, in_use_pages);
     std::fs::write(&path, &original).unwrap();
-    assert_eq!(&state(&open(&path).unwrap()), last);
+    assert!(&state(&open(&path).unwrap()) == last);
 }
 
 #[test]

@@ -4,7 +4,12 @@
 //! commit already released, `RaftCore::open` refuses with
 //! `OpenError::WalGap`, naming the tree file and both indexes; with the
 //! WAL complete, the raft core opens, replays the entries after that
-//! commit and loses none of them.
+//! commit and loses none of them. A tree file whose last persist lost a
+//! node (the disk kept its commit record only) opens at the commit before
+//! it, and the WAL, released as the raft core releases it (below
+//! `Store::wal_needed_from`, one persist behind), replays everything
+//! after; released below the last persisted commit it could not, and is
+//! refused.
 //!
 //! The data dir is written as the raft core writes it (entry and hard
 //! state records through `wal_codec`, one sync per batch, then the batch
@@ -80,7 +85,18 @@ fn config(data_dir: &Path) -> RaftConfig {
 /// `release`, removing the WAL segments below the persisted index after
 /// each persist. Returns the tree file's length right after the persist
 /// at `EARLY_COMMIT_INDEX` (a commit record boundary).
-fn write_history(data_dir: &Path, release: bool) -> u64 {
+/// Which WAL segments `write_history` releases after each persist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// None.
+    Nothing,
+    /// Those below the last persisted commit.
+    BelowPersisted,
+    /// Those below [`Store::wal_needed_from`], as the raft core does.
+    AsTheRaftCore,
+}
+
+fn write_history(data_dir: &Path, release: Release) -> u64 {
     std::fs::create_dir_all(tree_path(data_dir).parent().unwrap()).unwrap();
     let mut store = Store::open(&tree_path(data_dir), manual()).unwrap();
     let wal_options = WalOptions {
@@ -148,8 +164,10 @@ fn write_history(data_dir: &Path, release: bool) -> u64 {
             if last == EARLY_COMMIT_INDEX {
                 early_tree_bytes = Some(store.file_size_bytes());
             }
-            if release {
-                wal.release_before(store.persisted_index()).unwrap();
+            match release {
+                Release::Nothing => {}
+                Release::BelowPersisted => wal.release_before(store.persisted_index()).unwrap(),
+                Release::AsTheRaftCore => wal.release_before(store.wal_needed_from()).unwrap(),
             }
         }
     }
@@ -184,7 +202,7 @@ fn first_wal_index(data_dir: &Path) -> u64 {
 fn a_tree_file_cut_back_past_the_wal_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path();
-    let early_tree_bytes = write_history(data_dir, true);
+    let early_tree_bytes = write_history(data_dir, Release::BelowPersisted);
     let first_index = first_wal_index(data_dir);
     assert!(
         first_index > EARLY_COMMIT_INDEX,
@@ -227,22 +245,83 @@ fn a_tree_file_cut_back_past_the_wal_is_refused_by_name() {
     );
 }
 
+/// Zeroes the first node page the last persist wrote, as a disk that kept
+/// that persist's commit record but not all of its nodes would leave it.
+fn lose_a_node_of_the_last_persist(data_dir: &Path) {
+    let bytes = std::fs::read(tree_path(data_dir)).unwrap();
+    let page = PAGE_SIZE_BYTES as usize;
+    let commits: Vec<usize> = (1..bytes.len() / page)
+        .filter(|&at| &bytes[at * page..at * page + 8] == b"KEELCMIT")
+        .collect();
+    let first_node = commits[commits.len() - 2] + 1;
+    assert!(first_node < commits[commits.len() - 1]);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(tree_path(data_dir))
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&vec![0u8; page], (first_node * page) as u64)
+        .unwrap();
+    file.sync_all().unwrap();
+}
+
+#[test]
+fn a_last_persist_missing_a_node_replays_from_the_commit_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    write_history(&data_dir, Release::AsTheRaftCore);
+    let before_last = ENTRIES - PERSIST_EVERY_ENTRIES;
+    let first_index = first_wal_index(&data_dir);
+    assert!(
+        first_index > 1 && first_index <= before_last,
+        "the wal was released up to {first_index}, and no further"
+    );
+    lose_a_node_of_the_last_persist(&data_dir);
+    let store = Store::open(&tree_path(&data_dir), manual()).unwrap();
+    assert_eq!(store.applied_index(), before_last);
+    assert_eq!(store.dropped_commit().unwrap().applied_index, ENTRIES);
+    drop(store);
+    replay_and_check_every_entry(&data_dir, before_last);
+}
+
+#[test]
+fn a_last_persist_missing_a_node_needs_the_wal_kept_before_it() {
+    // Released below the last persisted commit instead, the WAL cannot
+    // bring the commit before it up to date: refused, never served short.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    write_history(&data_dir, Release::BelowPersisted);
+    lose_a_node_of_the_last_persist(&data_dir);
+    match RaftCore::open(&config(&data_dir)) {
+        Err(OpenError::WalGap { applied_index, .. }) => {
+            assert_eq!(applied_index, ENTRIES - PERSIST_EVERY_ENTRIES)
+        }
+        Err(other) => panic!("not a wal gap: {other}"),
+        Ok(_) => panic!("opened a backend the wal cannot bring up to date"),
+    }
+}
+
 #[test]
 fn a_tree_file_cut_back_with_the_wal_complete_replays_every_entry() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();
-    let early_tree_bytes = write_history(&data_dir, false);
+    let early_tree_bytes = write_history(&data_dir, Release::Nothing);
     assert_eq!(first_wal_index(&data_dir), 1);
     cut_tree_file(&data_dir, early_tree_bytes);
+    replay_and_check_every_entry(&data_dir, EARLY_COMMIT_INDEX);
+}
 
-    // The raft core opens at the earlier commit, replays the entries after
-    // it and, with no shard core attached, persists and stops.
+/// Opens the raft core, which must start at `opened_at`, lets it replay
+/// the entries after it and, with no shard core attached, persist and
+/// stop; then checks that the backend holds every entry.
+fn replay_and_check_every_entry(data_dir: &Path, opened_at: u64) {
+    let data_dir = data_dir.to_path_buf();
     let (core, _reader, status) = RaftCore::open(&config(&data_dir)).unwrap();
     assert_eq!(
         status
             .applied_index
             .load(std::sync::atomic::Ordering::Relaxed),
-        EARLY_COMMIT_INDEX
+        opened_at
     );
     glommio::LocalExecutorBuilder::default()
         .name("backend-behind-wal")

@@ -81,11 +81,12 @@ impl<'a> NodeAppender<'a> {
         self.write_buffer()
     }
 
-    /// Writes what is buffered and, after it, one blank page at
-    /// [`next_page`](Self::next_page) (a commit record's page, written
-    /// blank in the same direct write as the nodes before it).
-    pub(super) fn flush_with_blank_page(&mut self) -> Result<(), StoreError> {
-        self.buffer.append(PAGE_SIZE_BYTES as usize).fill(0);
+    /// Writes what is buffered and, after it in the same write, `page`
+    /// (one page: a commit record) at [`next_page`](Self::next_page).
+    pub(super) fn flush_with_last_page(&mut self, page: &[u8]) -> Result<(), StoreError> {
+        assert_eq!(page.len() as u64, PAGE_SIZE_BYTES);
+        self.buffer.append(page.len()).copy_from_slice(page);
+        self.next_page += 1;
         self.write_buffer()
     }
 

@@ -1,14 +1,19 @@
 //! The B+tree file: creation, recovery at the last valid commit record,
 //! loading the tree, and append-only persists.
 //!
-//! A persist appends every dirty node (children before parents), fdatasyncs,
-//! appends one commit record page, and fdatasyncs again. Recovery scans back
-//! from the end for the last page that verifies as a commit record (salted
-//! crc32c, its own page number inside); anything after it is the remains of
-//! an unfinished persist and is truncated, once `tail.rs` has made sure it
-//! holds no commit record damaged by bit rot or of another format version.
-//! Every node reachable from that commit must verify (checksum, zero
-//! padding), or open fails naming the file and byte offset.
+//! A persist appends every dirty node (children before parents) and one
+//! commit record page after them, in one write, and fdatasyncs once.
+//! Recovery scans back from the end for the last page that verifies as a
+//! commit record (salted crc32c, its own page number inside); anything
+//! after it is the remains of an unfinished persist and is truncated, once
+//! `tail.rs` has made sure it holds no commit record damaged by bit rot or
+//! of another format version. Every node reachable from that commit must
+//! verify (checksum, zero padding), or open fails naming the file and byte
+//! offset, with one exception: the disk may keep a persist's commit record
+//! without all the nodes written with it when a crash comes before the
+//! fdatasync returns, so damage among the pages that persist wrote (after
+//! the previous commit record) opens the previous commit instead, and
+//! [`Recovered::dropped`] says so.
 //!
 //! A defrag (`defrag.rs`) replaces the file with a packed copy of a tree by
 //! rename; a `<name>.defrag` file left by a crash before the rename is
@@ -87,6 +92,33 @@ pub struct Recovered {
     pub root: Arc<Node>,
     /// The committed state; default for a new file.
     pub meta: CommitMeta,
+    /// The newest commit, when its persist never finished and the file
+    /// opened at the commit before it instead.
+    pub dropped: Option<DroppedCommit>,
+}
+
+impl Recovered {
+    /// A file with no commit: an empty tree.
+    fn empty() -> Recovered {
+        Recovered {
+            root: Node::empty(),
+            meta: CommitMeta::default(),
+            dropped: None,
+        }
+    }
+}
+
+/// A commit record recovery found whole but did not open, because nodes
+/// its persist wrote with it did not reach the disk (the persist never
+/// returned: see [`TreeFile::persist`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedCommit {
+    /// Its sequence number.
+    pub commit_seq: u64,
+    /// The raft index it would have made durable.
+    pub applied_index: u64,
+    /// The first damage found in its nodes (names the file and offset).
+    pub damage: String,
 }
 
 /// A random salt for a new file (falls back to the clock and pid).
@@ -202,62 +234,108 @@ impl TreeFile {
 
         // Scan back for the last valid commit record.
         let whole_pages = len_bytes / PAGE_SIZE_BYTES;
-        let mut commit = None;
-        for page_id in (1..whole_pages).rev() {
-            file.read_at(&mut page, page_id * PAGE_SIZE_BYTES)
-                .map_err(io_error)?;
-            if let Some(record) = decode_commit(&page, page_id, salt) {
-                if let Some(at) = first_nonzero(&page[COMMIT_RECORD_BYTES..]) {
-                    return Err(corrupt(
-                        page_id * PAGE_SIZE_BYTES + (COMMIT_RECORD_BYTES + at) as u64,
-                        "nonzero byte after the commit record",
-                    ));
-                }
-                commit = Some(record);
-                break;
-            }
-        }
-        let page_count = commit.map_or(1, |record| record.commit_page + 1);
+        let commit = last_commit_before(file.as_ref(), path, salt, whole_pages)?;
         // What follows must be the remains of an unfinished persist, not a
         // later commit record that bit rot made us skip.
-        super::tail::check_unfinished_persist(file.as_ref(), path, salt, page_count, whole_pages)?;
-        if len_bytes > page_count * PAGE_SIZE_BYTES {
-            // The remains of a persist that did not finish.
-            file.set_len(page_count * PAGE_SIZE_BYTES)
-                .map_err(io_error)?;
-            file.sync_data().map_err(io_error)?;
-        }
+        let first_tail_page = commit.map_or(1, |record| record.commit_page + 1);
+        super::tail::check_unfinished_persist(
+            file.as_ref(),
+            path,
+            salt,
+            first_tail_page,
+            whole_pages,
+        )?;
         let mut tree_file = TreeFile {
             path: path.to_path_buf(),
             file,
             file_system,
             salt,
-            page_count,
+            page_count: 1,
             commit_seq: 0,
             referenced_pages: 1,
             dir_sync_pending: false,
             node_buffer: PageBuffer::default(),
         };
         let recovered = match commit {
-            None => Recovered {
-                root: Node::empty(),
-                meta: CommitMeta::default(),
+            None => Recovered::empty(),
+            Some(record) => match tree_file.load_commit(&record) {
+                Ok(recovered) => recovered,
+                Err(damage) => tree_file.open_previous_commit(&record, damage)?,
             },
-            Some(record) => {
-                tree_file.commit_seq = record.commit_seq;
-                let root = tree_file.load_node(record.root_page, record.commit_page, 0)?;
-                tree_file.referenced_pages = committed_pages(&root);
-                Recovered {
-                    root,
-                    meta: CommitMeta {
-                        applied_index: record.applied_index,
-                        revision: record.revision,
-                        compact_revision: record.compact_revision,
-                    },
-                }
-            }
         };
+        if len_bytes > tree_file.page_count * PAGE_SIZE_BYTES {
+            // The remains of a persist that did not finish.
+            tree_file
+                .file
+                .set_len(tree_file.page_count * PAGE_SIZE_BYTES)
+                .map_err(io_error)?;
+            tree_file.file.sync_data().map_err(io_error)?;
+        }
         Ok((tree_file, recovered))
+    }
+
+    /// Loads the tree of `record` and makes it the file's last commit.
+    fn load_commit(&mut self, record: &CommitRecord) -> Result<Recovered, StoreError> {
+        let root = self.load_node(record.root_page, record.commit_page, 0)?;
+        self.commit_seq = record.commit_seq;
+        self.page_count = record.commit_page + 1;
+        self.referenced_pages = committed_pages(&root);
+        Ok(Recovered {
+            root,
+            meta: CommitMeta {
+                applied_index: record.applied_index,
+                revision: record.revision,
+                compact_revision: record.compact_revision,
+            },
+            dropped: None,
+        })
+    }
+
+    /// The newest commit record verified but its tree did not load
+    /// (`damage`). A persist writes its nodes and its commit record in one
+    /// write and makes them durable with one fdatasync, so after a crash
+    /// the record can be on disk while some of the nodes written with it
+    /// are not. When the damage lies among the pages that persist wrote
+    /// (after the previous commit record, before this one) and the
+    /// previous commit record is the one just before it in sequence, this
+    /// is such a persist, which never returned: open at the previous commit
+    /// (the WAL still holds what came after it). Anything else is refused
+    /// with `damage`.
+    fn open_previous_commit(
+        &mut self,
+        newest: &CommitRecord,
+        damage: StoreError,
+    ) -> Result<Recovered, StoreError> {
+        let StoreError::Corrupt { offset, .. } = &damage else {
+            return Err(damage);
+        };
+        let damaged_page = offset / PAGE_SIZE_BYTES;
+        let previous = last_commit_before(
+            self.file.as_ref(),
+            &self.path,
+            self.salt,
+            newest.commit_page,
+        )?;
+        let (region_start, in_sequence) = match &previous {
+            Some(previous) => (
+                previous.commit_page + 1,
+                previous.commit_seq + 1 == newest.commit_seq,
+            ),
+            None => (1, newest.commit_seq == 1),
+        };
+        if !in_sequence || !(region_start..newest.commit_page).contains(&damaged_page) {
+            return Err(damage);
+        }
+        let mut recovered = match &previous {
+            Some(previous) => self.load_commit(previous)?,
+            None => Recovered::empty(),
+        };
+        recovered.dropped = Some(DroppedCommit {
+            commit_seq: newest.commit_seq,
+            applied_index: newest.applied_index,
+            damage: damage.to_string(),
+        });
+        Ok(recovered)
     }
 
     fn load_node(
@@ -333,9 +411,9 @@ impl TreeFile {
         Ok(Arc::new(node))
     }
 
-    /// Appends every dirty node under `root` and a blank page for the
-    /// commit record, fdatasyncs, writes the commit record for `meta` on
-    /// that page, and fdatasyncs. On error nothing in memory changes
+    /// Appends every dirty node under `root` and then the commit record
+    /// for `meta`, in one write, and fdatasyncs once. On error nothing in
+    /// memory changes
     /// (nodes written by this attempt are marked dirty again) and the next
     /// persist starts at the same place. `root` may be a snapshot the writer
     /// has moved on from: a newer root shares its clean nodes as the same
@@ -382,21 +460,6 @@ impl TreeFile {
         };
         let (root_page, root_subtree_pages) = writer.write_dirty(root, 0)?;
         let commit_page = writer.nodes.next_page();
-        if commit_page > self.page_count {
-            // The commit record's page goes out blank in the nodes' own
-            // direct write, so the file's new size is made durable by this
-            // fdatasync and the commit record's own fdatasync has no size
-            // change to journal (200 -> 92 us here; a separate buffered
-            // write of the blank page cost this fdatasync 100 us more). A
-            // crash between the two leaves a blank page after the nodes:
-            // an unfinished persist's tail (`tail.rs`).
-            writer.nodes.flush_with_blank_page()?;
-            self.file.sync_data().map_err(io_error(&self.path))?;
-        }
-        let buffer = writer.nodes.into_buffer();
-        if buffer.capacity() <= KEPT_NODE_BUFFER_BYTES_MAX {
-            self.node_buffer = buffer;
-        }
         let record = CommitRecord {
             commit_seq: self.commit_seq + 1,
             commit_page,
@@ -406,10 +469,20 @@ impl TreeFile {
             revision: meta.revision,
             compact_revision: meta.compact_revision,
         };
-        let page = encode_commit(&record, self.salt);
-        self.file
-            .write_at(&page, commit_page * PAGE_SIZE_BYTES)
-            .map_err(io_error(&self.path))?;
+        // The commit record goes out in the nodes' own direct write, and
+        // one fdatasync makes both durable (a second, for the record
+        // alone, cost 100 us here). Until it returns, the disk may hold
+        // the record without some of the nodes: recovery then finds the
+        // damage among this persist's pages and opens at the previous
+        // commit (`open_previous_commit`), which is what this persist's
+        // caller was last told is durable.
+        writer
+            .nodes
+            .flush_with_last_page(&encode_commit(&record, self.salt))?;
+        let buffer = writer.nodes.into_buffer();
+        if buffer.capacity() <= KEPT_NODE_BUFFER_BYTES_MAX {
+            self.node_buffer = buffer;
+        }
         self.file.sync_data().map_err(io_error(&self.path))?;
         self.page_count = commit_page + 1;
         self.commit_seq = record.commit_seq;
@@ -435,6 +508,35 @@ impl TreeFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The last page before `end_page` (from page 1) that verifies as a commit
+/// record, checking that the rest of its page is zero.
+fn last_commit_before(
+    file: &dyn StorageFile,
+    path: &Path,
+    salt: u64,
+    end_page: u64,
+) -> Result<Option<CommitRecord>, StoreError> {
+    let mut page = vec![0u8; PAGE_SIZE_BYTES as usize];
+    for page_id in (1..end_page).rev() {
+        file.read_at(&mut page, page_id * PAGE_SIZE_BYTES)
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if let Some(record) = decode_commit(&page, page_id, salt) {
+            if let Some(at) = first_nonzero(&page[COMMIT_RECORD_BYTES..]) {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: page_id * PAGE_SIZE_BYTES + (COMMIT_RECORD_BYTES + at) as u64,
+                    reason: "nonzero byte after the commit record",
+                });
+            }
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
 }
 
 /// Pages a commit references besides its tree: the file header and the

@@ -41,7 +41,7 @@ pub use copy::{
 pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use entry::{Entry, EntryRef};
-pub use file::{CommitMeta, Recovered, TreeFile};
+pub use file::{CommitMeta, DroppedCommit, Recovered, TreeFile};
 pub use leaf::Leaf;
 pub use node::{fit_changed, insert, insert_built, insert_parts, insert_run, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;

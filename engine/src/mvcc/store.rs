@@ -12,7 +12,7 @@ use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
-use crate::btree::{fit_changed, insert_run, CommitMeta, Leaf, Node, TreeFile};
+use crate::btree::{fit_changed, insert_run, CommitMeta, DroppedCommit, Leaf, Node, TreeFile};
 use crate::error::StoreError;
 use crate::io::{FileSystem, StorageFile};
 use arc_swap::ArcSwap;
@@ -84,6 +84,13 @@ pub struct Store {
     pub(crate) compaction_resume: Option<Revision>,
     pub(crate) applied_index: u64,
     persisted_index: u64,
+    /// Applied index of the commit before the last persisted one: what
+    /// recovery opens if it finds the last persist's nodes damaged
+    /// (`TreeFile::open_previous_commit`), so the WAL keeps entries from
+    /// it on ([`Store::wal_needed_from`]).
+    fallback_index: u64,
+    /// The newest commit recovery found but did not open.
+    dropped_commit: Option<DroppedCommit>,
     persisted_revision: i64,
     persisted_compact_revision: i64,
     published: Arc<ArcSwap<ReadView>>,
@@ -202,6 +209,10 @@ impl Store {
             ),
             applied_index: meta.applied_index,
             persisted_index: meta.applied_index,
+            // The commit before the opened one is not known here: keep
+            // the whole WAL until a persist of this process finishes.
+            fallback_index: 0,
+            dropped_commit: recovered.dropped,
             persisted_revision: meta.revision,
             persisted_compact_revision: meta.compact_revision,
             published: Arc::new(ArcSwap::from_pointee(view)),
@@ -222,6 +233,21 @@ impl Store {
     /// Applied index of the last batch durably in the tree file.
     pub fn persisted_index(&self) -> u64 {
         self.persisted_index
+    }
+
+    /// The raft index from which the WAL must keep entries: the applied
+    /// index of the commit before the last persisted one, which recovery
+    /// falls back to if the last persist's nodes turn out damaged at open.
+    pub fn wal_needed_from(&self) -> u64 {
+        self.fallback_index
+    }
+
+    /// The newest commit the file held at open but that recovery did not
+    /// open (its persist never finished: some of its nodes did not reach
+    /// the disk), with the damage found; the store opened at the commit
+    /// before it.
+    pub fn dropped_commit(&self) -> Option<&DroppedCommit> {
+        self.dropped_commit.as_ref()
     }
 
     /// Current revision (1 for a fresh store).
@@ -467,6 +493,7 @@ impl Store {
                 self.persisted_index,
                 in_flight.meta.applied_index
             );
+            self.fallback_index = self.persisted_index;
             self.persisted_index = in_flight.meta.applied_index;
             self.persisted_revision = in_flight.meta.revision;
             self.persisted_compact_revision = in_flight.meta.compact_revision;

@@ -158,8 +158,10 @@ impl RaftCore {
         self.status
             .db_size_in_use_bytes
             .store(self.store.size_in_use_bytes(), Ordering::Relaxed);
-        let persisted = self.store.persisted_index();
-        if let Err(error) = self.wal.release_before(persisted) {
+        // Not just up to the last persisted commit: recovery opens the one
+        // before it if the last persist's nodes turn out damaged, and the
+        // WAL must bring that one up to date.
+        if let Err(error) = self.wal.release_before(self.store.wal_needed_from()) {
             eprintln!("keel: warning: releasing wal segments failed: {error}");
         }
     }

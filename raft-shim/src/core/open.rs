@@ -111,6 +111,18 @@ impl RaftCore {
         let data_dir_lock = lock_data_dir(&member_dir)?;
         let tree_path = snap_dir.join("db");
         let store = Store::open(&tree_path, backend_options()).map_err(OpenError::Store)?;
+        if let Some(dropped) = store.dropped_commit() {
+            eprintln!(
+                "keel: warning: backend {}: its newest commit (sequence {}, applied index {}) \
+                 was written by a persist that did not finish ({}); opened the commit before \
+                 it, at applied index {}, and the wal replays from there",
+                tree_path.display(),
+                dropped.commit_seq,
+                dropped.applied_index,
+                dropped.damage,
+                store.applied_index()
+            );
+        }
         let (wal, records) = Wal::open(&wal_dir, WalOptions::default()).map_err(OpenError::Wal)?;
         let applied_index = store.applied_index();
 
