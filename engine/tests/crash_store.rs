@@ -123,7 +123,8 @@ fn failed_fdatasync_after_the_whole_write_reopens_one_whole_commit() {
 /// Two persists, then each page the second one wrote (its nodes, before
 /// its commit record) replaced by `damage`, as a disk that kept the record
 /// but not that page would leave it: every time the store reopens at the
-/// first commit and reports the second as dropped, naming that page.
+/// first commit and reports the second as dropped, naming the node that
+/// page belongs to.
 fn each_node_page_of_the_last_persist_lost(damage: fn(&mut [u8])) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -159,8 +160,11 @@ fn each_node_page_of_the_last_persist_lost(damage: fn(&mut [u8])) {
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|digits| digits.parse().ok())
             .unwrap_or_else(|| panic!("no offset in {:?}", dropped.damage));
+        // Inside the node holding the damaged page: among the persist's
+        // pages, not after that page (a node spans pages from its start).
         assert!(
-            (page_at as u64..record_at as u64).contains(&named),
+            (first_size as u64..record_at as u64).contains(&named)
+                && named < (page_at + PAGE_BYTES) as u64,
             "damage at {page_at} named at {named}: {}",
             dropped.damage
         );

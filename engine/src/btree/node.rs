@@ -29,8 +29,13 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Nodes split when their payload passes this size (so most fit a page).
-pub const NODE_PAYLOAD_BYTES_TARGET: usize = PAGE_SIZE_BYTES as usize - NODE_HEADER_BYTES;
+/// Nodes split when their payload passes this size, so most span two
+/// pages. Against one page: a batch copies, splits, cuts back and frees
+/// half as many leaves (1000 sequential puts in memory -12%, compaction
+/// -19% instructions), branches fan out twice as wide, and a persist of
+/// 1000 random puts writes 9.2 instead of 6.7 MiB (each changed leaf is
+/// written whole) yet takes about as long (8.9-10.1 against 9.0-9.3 ms).
+pub const NODE_PAYLOAD_BYTES_TARGET: usize = 2 * PAGE_SIZE_BYTES as usize - NODE_HEADER_BYTES;
 /// Fewest children a branch must have before it may split (each half keeps 2).
 const BRANCH_SPLIT_CHILDREN_MIN: usize = 4;
 /// The largest key the tree accepts.
