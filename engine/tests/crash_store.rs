@@ -9,7 +9,7 @@ mod common;
 
 use common::{everything, faulty_store, put_many};
 use keel_engine::btree::page::COMMIT_RECORD_BYTES;
-use keel_engine::io::WriteFault;
+use keel_engine::io::{FaultPlan, WriteFault};
 use keel_engine::{Store, StoreOptions};
 
 const PAGE_BYTES: usize = 4096;
@@ -33,6 +33,11 @@ fn crash_during_second_persist(write: u64, fault: WriteFault) {
 type State = (u64, keel_engine::RangeResult);
 
 fn reopen_after_second_persist_fails(write: u64, fault: WriteFault) -> (State, State, State) {
+    reopen_after_second_persist_fails_by(|plan| plan.arm(write, fault))
+}
+
+/// [`reopen_after_second_persist_fails`] with the fault `arm` sets.
+fn reopen_after_second_persist_fails_by(arm: impl FnOnce(&FaultPlan)) -> (State, State, State) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let (mut store, plan) = faulty_store(&path);
@@ -41,7 +46,7 @@ fn reopen_after_second_persist_fails(write: u64, fault: WriteFault) -> (State, S
     let first = (store.applied_index(), everything(&store));
     put_many(&mut store, "b", 300);
     let second = (store.applied_index(), everything(&store));
-    plan.arm(write, fault);
+    arm(&plan);
     assert!(store.persist().is_err());
     assert_eq!(store.persisted_index(), first.0);
     drop(store);
@@ -100,24 +105,15 @@ fn torn_or_failed_persist_write_reopens_previous_commit() {
 
 #[test]
 fn failed_fdatasync_after_the_whole_write_reopens_one_whole_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let (mut store, plan) = faulty_store(&path);
-    put_many(&mut store, "a", 300);
-    store.persist().unwrap();
-    let first = (store.applied_index(), everything(&store));
-    put_many(&mut store, "b", 300);
-    let second = (store.applied_index(), everything(&store));
-    plan.arm_sync(0);
-    assert!(store.persist().is_err());
-    assert_eq!(store.persisted_index(), first.0);
-    drop(store);
     // What the write left is all in the file here (nothing was lost after
-    // it), so recovery opens the new commit; the test below covers a
-    // disk that kept only part of it.
-    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!((reopened.applied_index(), everything(&reopened)), second);
-    assert_eq!(reopened.dropped_commit(), None);
+    // it), so recovery opens the new commit; the tests below cover a disk
+    // that kept only part of it.
+    let (_first, second, reopened) = reopen_after_second_persist_fails_by(|plan| plan.arm_sync(0));
+    assert!(
+        reopened == second,
+        "reopened at applied index {}",
+        reopened.0
+    );
 }
 
 /// Two persists, then each page the second one wrote (its nodes, before

@@ -323,20 +323,8 @@ impl FileSystem for FaultInjectingFileSystem {
 
 #[cfg(test)]
 mod tests {
-    use super::super::StdFile;
+    use super::super::tests::temp_std_file;
     use super::*;
-
-    fn temp_std_file() -> (tempfile::TempDir, StdFile) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("f"))
-            .unwrap();
-        (dir, StdFile::new(file))
-    }
 
     #[test]
     fn tear_keeps_prefix_and_kills_later_writes() {

@@ -152,11 +152,11 @@ pub fn allocate_file(file: &File, len_bytes: u64) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn aligned_pages_go_direct_and_read_back_with_buffered_writes_between() {
+    /// A new, empty [`StdFile`] in a temporary directory.
+    pub(crate) fn temp_std_file() -> (tempfile::TempDir, StdFile) {
         let dir = tempfile::tempdir().unwrap();
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -165,7 +165,12 @@ mod tests {
             .truncate(true)
             .open(dir.path().join("f"))
             .unwrap();
-        let file = StdFile::new(file);
+        (dir, StdFile::new(file))
+    }
+
+    #[test]
+    fn aligned_pages_go_direct_and_read_back_with_buffered_writes_between() {
+        let (dir, file) = temp_std_file();
         let mut pages = PageBuffer::with_capacity(3 * DIRECT_ALIGN_BYTES);
         pages.append(3 * DIRECT_ALIGN_BYTES).fill(0xA5);
         // Buffered, then direct over it, then buffered into the middle.
@@ -194,15 +199,7 @@ mod tests {
 
     #[test]
     fn allocate_extends() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("f"))
-            .unwrap();
-        let file = StdFile::new(file);
+        let (_dir, file) = temp_std_file();
         file.allocate(8192).unwrap();
         assert_eq!(file.len().unwrap(), 8192);
     }
