@@ -80,18 +80,22 @@ fn torn_or_failed_persist_write_reopens_previous_commit() {
     let record_at = bytes - PAGE_BYTES;
     assert!(record_at >= 2 * PAGE_BYTES, "the persist writes nodes");
     crash_during_second_persist(0, WriteFault::Fail);
-    for keep_bytes in [
-        0,
-        100,
-        5000,
-        8192,
+    // Every page boundary of the write and a cut inside every page, then
+    // cuts through the record.
+    let mut cuts: Vec<usize> = (0..record_at)
+        .step_by(PAGE_BYTES)
+        .flat_map(|page| [page, page + 1000])
+        .collect();
+    cuts.extend([
         record_at,
         record_at + 1,
         record_at + COMMIT_RECORD_BYTES - 1,
         // The record whole but its page not: the file ends inside the
         // page, which recovery does not read as a commit.
         record_at + COMMIT_RECORD_BYTES,
-    ] {
+        bytes - 1,
+    ]);
+    for keep_bytes in cuts {
         crash_during_second_persist(0, WriteFault::Tear { keep_bytes });
     }
     // The whole write reached the file (then it reported an error): every
