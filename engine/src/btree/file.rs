@@ -67,7 +67,7 @@ pub struct TreeFile {
     /// A defrag renamed a new file in but fsyncing the directory failed:
     /// the next persist syncs it before writing anything.
     pub(super) dir_sync_pending: bool,
-    /// The last persist's node buffer, zeroed, for the next one (so its
+    /// The last persist's node buffer, emptied, for the next one (so its
     /// pages are not faulted in anew each time), up to
     /// [`KEPT_NODE_BUFFER_BYTES_MAX`].
     node_buffer: PageBuffer,
