@@ -21,7 +21,9 @@
 //! [`FileSystem`], so crash tests can fail those steps too.
 
 use super::appender::NodeAppender;
-use super::node::{decode_branch, decode_leaf, Node, NodeBody, TREE_DEPTH_MAX};
+use super::branch::decode_branch;
+use super::leaf::Leaf;
+use super::node::{Node, NodeBody, TREE_DEPTH_MAX};
 use super::page::{
     decode_commit, decode_file_header, decode_node_header, encode_commit, encode_file_header,
     first_nonzero, node_crc_matches, CommitRecord, HeaderProblem, COMMIT_RECORD_BYTES,
@@ -390,7 +392,7 @@ impl TreeFile {
             |(at, reason): (usize, &'static str)| corrupt((NODE_HEADER_BYTES + at) as u64, reason);
         let mut subtree_pages = u64::from(header.page_count);
         let body = if header.kind == NODE_KIND_LEAF {
-            NodeBody::Leaf(decode_leaf(payload, header.entry_count).map_err(payload_corrupt)?)
+            NodeBody::Leaf(Leaf::decode(payload, header.entry_count).map_err(payload_corrupt)?)
         } else {
             assert_eq!(header.kind, NODE_KIND_BRANCH);
             let (keys, pages) =

@@ -20,6 +20,7 @@
 //! revision-ordered history tree that compaction and watch replay will use.
 
 mod appender;
+pub mod branch;
 pub mod copy;
 pub mod cursor;
 pub mod defrag;

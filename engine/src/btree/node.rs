@@ -20,6 +20,7 @@
 //!         is below it)
 //! ```
 
+use super::branch::{branch_key_len, encode_branch, BRANCH_FIRST_CHILD_BYTES};
 use super::entry::{Entry, EntryRef};
 use super::heads::Heads;
 use super::leaf::{Leaf, FULL_LEAF_CAPACITY_BYTES};
@@ -259,13 +260,11 @@ impl Node {
         let (count, payload) = match &self.body {
             NodeBody::Leaf(leaf) => (leaf.len(), Cow::Borrowed(leaf.payload())),
             NodeBody::Branch { keys, children } => {
-                let mut out = Vec::with_capacity(self.encoded_payload_len());
-                out.extend_from_slice(&child_page(0, &children[0]).to_le_bytes());
-                for (index, (key, child)) in keys.iter().zip(&children[1..]).enumerate() {
-                    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                    out.extend_from_slice(key);
-                    out.extend_from_slice(&child_page(index + 1, child).to_le_bytes());
-                }
+                let pages = children
+                    .iter()
+                    .enumerate()
+                    .map(|(index, child)| child_page(index, child));
+                let out = encode_branch(keys, pages, self.encoded_payload_len());
                 (keys.len(), Cow::Owned(out))
             }
         };
@@ -287,87 +286,13 @@ fn payload_len_of(body: &NodeBody) -> usize {
     match body {
         NodeBody::Leaf(leaf) => leaf.payload().len(),
         NodeBody::Branch { keys, .. } => {
-            8 + keys.iter().map(|key| branch_key_len(key)).sum::<usize>()
+            BRANCH_FIRST_CHILD_BYTES + keys.iter().map(|key| branch_key_len(key)).sum::<usize>()
         }
     }
-}
-
-/// What one separator key (with its child page) adds to a branch payload.
-fn branch_key_len(key: &[u8]) -> usize {
-    12 + key.len()
 }
 
 /// A payload that could not be decoded: (offset in the payload, problem).
 pub type PayloadProblem = (usize, &'static str);
-
-struct PayloadReader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl<'a> PayloadReader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], PayloadProblem> {
-        let end = self
-            .offset
-            .checked_add(len)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or((self.offset, "node payload ends early"))?;
-        let slice = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(slice)
-    }
-
-    fn u32(&mut self) -> Result<u32, PayloadProblem> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-
-    fn u64(&mut self) -> Result<u64, PayloadProblem> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-}
-
-/// Decodes a leaf payload.
-pub fn decode_leaf(payload: &[u8], entry_count: u32) -> Result<Leaf, PayloadProblem> {
-    Leaf::decode(payload, entry_count)
-}
-
-/// A decoded branch: separator keys and child pages.
-pub type BranchParts = (Vec<Arc<[u8]>>, Vec<u64>);
-
-/// Decodes a branch payload into separator keys and child pages.
-pub fn decode_branch(payload: &[u8], entry_count: u32) -> Result<BranchParts, PayloadProblem> {
-    let mut reader = PayloadReader {
-        bytes: payload,
-        offset: 0,
-    };
-    if entry_count == 0 {
-        return Err((0, "branch without separator keys"));
-    }
-    let mut keys: Vec<Arc<[u8]>> = Vec::with_capacity(entry_count.min(1 << 16) as usize);
-    let mut pages = Vec::with_capacity(keys.capacity() + 1);
-    pages.push(reader.u64()?);
-    for _ in 0..entry_count {
-        let at = reader.offset;
-        let key_len = reader.u32()? as usize;
-        if key_len > KEY_BYTES_MAX {
-            return Err((at, "branch key length out of range"));
-        }
-        let key = reader.take(key_len)?;
-        if keys.last().is_some_and(|last| last.as_ref() >= key) {
-            return Err((at, "branch keys out of order"));
-        }
-        keys.push(key.into());
-        pages.push(reader.u64()?);
-    }
-    if reader.offset != payload.len() {
-        return Err((reader.offset, "trailing bytes in branch payload"));
-    }
-    Ok((keys, pages))
-}
 
 /// Inserts or replaces `key` in the tree under `root` (copy-on-write);
 /// returns the replaced value's entry if the key was present.
@@ -868,10 +793,10 @@ mod tests {
             EntryRef::new(b"b", b""),
         ])));
         let (count, payload) = node.encode_payload();
-        let entries = decode_leaf(&payload, count).unwrap();
+        let entries = Leaf::decode(&payload, count).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries.key(1), b"b");
-        assert!(decode_leaf(&payload[..payload.len() - 1], count).is_err());
+        assert!(Leaf::decode(&payload[..payload.len() - 1], count).is_err());
     }
 
     #[test]
