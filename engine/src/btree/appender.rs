@@ -78,19 +78,6 @@ impl<'a> NodeAppender<'a> {
 
     /// Writes what is buffered.
     pub(super) fn flush(&mut self) -> Result<(), StoreError> {
-        self.write_buffer()
-    }
-
-    /// Writes what is buffered and, after it in the same write, `page`
-    /// (one page: a commit record) at [`next_page`](Self::next_page).
-    pub(super) fn flush_with_last_page(&mut self, page: &[u8]) -> Result<(), StoreError> {
-        assert_eq!(page.len() as u64, PAGE_SIZE_BYTES);
-        self.buffer.append(page.len()).copy_from_slice(page);
-        self.next_page += 1;
-        self.write_buffer()
-    }
-
-    fn write_buffer(&mut self) -> Result<(), StoreError> {
         if !self.buffer.is_empty() {
             self.file
                 .write_at(self.buffer.as_slice(), self.buffer_page * PAGE_SIZE_BYTES)
@@ -102,5 +89,14 @@ impl<'a> NodeAppender<'a> {
         }
         self.buffer_page = self.next_page;
         Ok(())
+    }
+
+    /// Writes what is buffered and, after it in the same write, `page`
+    /// (one page: a commit record) at [`next_page`](Self::next_page).
+    pub(super) fn flush_with_last_page(&mut self, page: &[u8]) -> Result<(), StoreError> {
+        assert_eq!(page.len() as u64, PAGE_SIZE_BYTES);
+        self.buffer.append(page.len()).copy_from_slice(page);
+        self.next_page += 1;
+        self.flush()
     }
 }
