@@ -153,13 +153,12 @@ fn each_node_page_of_the_last_persist_lost(damage: fn(&mut [u8])) {
             .dropped_commit()
             .expect("the second commit dropped");
         assert_eq!(dropped.applied_index, second_index);
-        let named: u64 = dropped
-            .damage
-            .rsplit("offset ")
-            .next()
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|digits| digits.parse().ok())
-            .unwrap_or_else(|| panic!("no offset in {:?}", dropped.damage));
+        let named = dropped.damage_offset;
+        assert!(
+            dropped.damage.contains(&named.to_string()),
+            "{}",
+            dropped.damage
+        );
         // Inside the node holding the damaged page: among the persist's
         // pages, not after that page (a node spans pages from its start).
         assert!(

@@ -121,13 +121,12 @@ fn dropped_at(store: &Store, path: &Path) -> u64 {
         "{}",
         dropped.damage
     );
-    dropped
-        .damage
-        .rsplit("offset ")
-        .next()
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no offset in {:?}", dropped.damage))
+    assert!(
+        dropped.damage.contains(&dropped.damage_offset.to_string()),
+        "{}",
+        dropped.damage
+    );
+    dropped.damage_offset
 }
 
 #[test]

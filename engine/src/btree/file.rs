@@ -119,7 +119,9 @@ pub struct DroppedCommit {
     pub commit_seq: u64,
     /// The raft index it would have made durable.
     pub applied_index: u64,
-    /// The first damage found in its nodes (names the file and offset).
+    /// Byte offset in the file of the first damage found in its nodes.
+    pub damage_offset: u64,
+    /// That damage, as the error that names the file and offset.
     pub damage: String,
 }
 
@@ -308,7 +310,7 @@ impl TreeFile {
         newest: &CommitRecord,
         damage: StoreError,
     ) -> Result<Recovered, StoreError> {
-        let StoreError::Corrupt { offset, .. } = &damage else {
+        let StoreError::Corrupt { offset, .. } = damage else {
             return Err(damage);
         };
         let damaged_page = offset / PAGE_SIZE_BYTES;
@@ -335,6 +337,7 @@ impl TreeFile {
         recovered.dropped = Some(DroppedCommit {
             commit_seq: newest.commit_seq,
             applied_index: newest.applied_index,
+            damage_offset: offset,
             damage: damage.to_string(),
         });
         Ok(recovered)
