@@ -1,8 +1,9 @@
 //! Guards persists on the store's persister thread: the writer keeps
 //! applying batches while one is in flight, the file gets exactly the
 //! snapshot (and meta) captured when it started, a failed background
-//! persist is reported and repaired by the next one, and a dead persister
-//! thread is an error, not a panic or a hang. The fault-injecting file's
+//! persist is reported and repaired by the next one, a persist the caller
+//! waits for runs on the caller's thread, and a dead persister (a job that
+//! panicked on either thread) is an error, not a panic or a hang. The fault-injecting file's
 //! pause keeps a persist in flight for as long as a test needs.
 
 mod common;
@@ -13,7 +14,7 @@ use keel_engine::io::{FaultPlan, StdFile, StorageFile};
 use keel_engine::{Store, StoreError, StoreOptions};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Polls of a finishing persist before a test gives up.
@@ -231,17 +232,24 @@ fn failed_background_persist_is_reported_and_the_next_one_repairs_it() {
     assert_eq!(everything(&reopened), expected);
 }
 
-/// A file whose writes panic once told to: kills the persister thread.
-struct PanickingFile {
+/// A file that notes the thread each write runs on, and whose writes panic
+/// once told to (killing the persister thread when a job runs there).
+struct WatchedFile {
     inner: StdFile,
     panic_on_write: Arc<AtomicBool>,
+    writers: Arc<Mutex<Vec<String>>>,
 }
 
-impl StorageFile for PanickingFile {
+impl StorageFile for WatchedFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let thread = std::thread::current();
+        self.writers
+            .lock()
+            .unwrap()
+            .push(thread.name().unwrap_or("unnamed").to_owned());
         assert!(
             !self.panic_on_write.load(Ordering::SeqCst),
             "injected panic in write_at"
@@ -262,23 +270,68 @@ impl StorageFile for PanickingFile {
     }
 }
 
-#[test]
-fn dead_persister_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
+/// A store over a [`WatchedFile`] at `path`, with its panic switch and
+/// the names of the threads its writes ran on.
+fn watched_store(path: &std::path::Path) -> (Store, Arc<AtomicBool>, Arc<Mutex<Vec<String>>>) {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
+        .open(path)
         .unwrap();
     let panic_on_write = Arc::new(AtomicBool::new(false));
-    let file = PanickingFile {
+    let writers = Arc::new(Mutex::new(Vec::new()));
+    let file = WatchedFile {
         inner: StdFile::new(file),
         panic_on_write: panic_on_write.clone(),
+        writers: writers.clone(),
     };
-    let mut store = Store::open_with_file(&path, Box::new(file), eager()).unwrap();
+    let store = Store::open_with_file(path, Box::new(file), eager()).unwrap();
+    (store, panic_on_write, writers)
+}
+
+#[test]
+fn a_waited_persist_runs_on_the_callers_thread_and_a_started_one_on_the_persisters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, _, writers) = watched_store(&path);
+    let here = std::thread::current().name().unwrap().to_owned();
+    assert_ne!(here, "keel-persist");
+    let take = || std::mem::take(&mut *writers.lock().unwrap());
+    take();
+
+    put_range(&mut store, "a", 0..10, b"v");
+    store.persist().unwrap();
+    let waited = take();
+    assert!(!waited.is_empty());
+    assert!(waited.iter().all(|name| *name == here), "{waited:?}");
+
+    put_range(&mut store, "a", 0..10, b"w");
+    assert!(store.start_persist());
+    poll_until_done(&mut store).unwrap();
+    let started = take();
+    assert!(!started.is_empty());
+    assert!(
+        started.iter().all(|name| name == "keel-persist"),
+        "{started:?}"
+    );
+
+    // Both kinds reach the same file, one after the other.
+    put_range(&mut store, "a", 0..10, b"x");
+    store.persist().unwrap();
+    let applied = store.applied_index();
+    drop(store);
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(reopened.applied_index(), applied);
+    assert_eq!(everything(&reopened).kvs[9].value, b"x");
+}
+
+#[test]
+fn dead_persister_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, panic_on_write, _) = watched_store(&path);
     put_range(&mut store, "a", 0..10, b"v");
     store.persist().unwrap();
     put_range(&mut store, "a", 0..10, b"w");
@@ -302,4 +355,39 @@ fn dead_persister_is_an_error_not_a_panic() {
     // Reads still work, and dropping the store does not panic.
     assert_eq!(everything(&store).kvs[0].value, b"x");
     drop(store);
+}
+
+/// The same panic in a persist the caller waits for (which runs on the
+/// caller's thread) is the same error, and kills the persister for good.
+#[test]
+fn a_panic_in_a_waited_persist_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, panic_on_write, _) = watched_store(&path);
+    put_range(&mut store, "a", 0..10, b"v");
+    store.persist().unwrap();
+    put_range(&mut store, "a", 0..10, b"w");
+    panic_on_write.store(true, Ordering::SeqCst);
+    let error = store.persist().unwrap_err();
+    assert!(matches!(error, StoreError::PersisterGone { .. }), "{error}");
+    // The file would take writes again, but the persister stays gone: a
+    // job that panicked may have left the file half-written.
+    panic_on_write.store(false, Ordering::SeqCst);
+    put_range(&mut store, "a", 0..10, b"x");
+    assert!(matches!(
+        store.persist(),
+        Err(StoreError::PersisterGone { .. })
+    ));
+    assert!(store.start_persist());
+    assert!(matches!(
+        poll_until_done(&mut store),
+        Err(StoreError::PersisterGone { .. })
+    ));
+    assert_eq!(store.persisted_index(), 1);
+    assert_eq!(everything(&store).kvs[0].value, b"x");
+    drop(store);
+    // The file still opens at the last persist that finished.
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(reopened.applied_index(), 1);
+    assert_eq!(everything(&reopened).kvs[0].value, b"v");
 }

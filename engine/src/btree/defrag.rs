@@ -1,8 +1,9 @@
 //! Defrag: the tree file replaced by a packed copy of one tree, swapped in
 //! by rename, while the store goes on reading and writing.
 //!
-//! [`TreeFile::defrag`] runs on the persister thread (the only owner of the
-//! [`TreeFile`]) with a snapshot root, in this order:
+//! [`TreeFile::defrag`] runs as a persister job (`mvcc/persister.rs`: the
+//! persister is the only owner of the [`TreeFile`]) with a snapshot root,
+//! in this order:
 //!
 //! 1. create `<db>.defrag` (emptying a stale one) and write the snapshot's
 //!    nodes into it packed from page 1, children first, then one commit
@@ -37,9 +38,9 @@
 //! the job holds the snapshot) or nodes it created after it, which are
 //! dirty (page 0), and no persist can give them a page in between because
 //! the persister runs one job at a time. Pages are read and written only
-//! by the persister thread, except the writer's "unchanged" check in
+//! by persister jobs, except the writer's "unchanged" check in
 //! `Store::begin_persist`, which runs with no job in flight and sees these
-//! stores through the outcome channel. Nodes the working tree no longer
+//! stores through the outcome channel (or ran the job itself). Nodes the working tree no longer
 //! shares (held by read views) get new pages too, which nobody reads.
 //! Before the rename no page is set, so a failed defrag leaves every page
 //! naming a place in the old file, where later persists keep appending.

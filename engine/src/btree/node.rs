@@ -64,7 +64,7 @@ pub enum NodeBody {
 
 /// A tree node and where it is on disk.
 ///
-/// `page` and `subtree_pages` are written only by the persister thread (and
+/// `page` and `subtree_pages` are written only by persister jobs (and
 /// cleared by the writer on nodes unique to it); see `mvcc/persister.rs`.
 #[derive(Debug)]
 pub struct Node {

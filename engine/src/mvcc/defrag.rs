@@ -1,9 +1,11 @@
 //! Online defrag (etcd's Defragment, without stopping reads or writes):
 //! the store's tree file replaced by a packed copy of the working tree.
 //!
-//! The copy is written on the persister thread from a snapshot of the
-//! working root, exactly like a persist (`persister.rs`): readers keep
-//! reading their views and the writer keeps applying batches meanwhile.
+//! The copy is written from a snapshot of the working root, exactly like a
+//! persist (`persister.rs`): on the persister thread when started with
+//! [`Store::start_defrag`], so readers keep reading their views and the
+//! writer keeps applying batches meanwhile, or on the caller's thread when
+//! [`Store::defrag`] waits for it anyway.
 //! `btree/defrag.rs` has the file side (new file, rename, directory fsync,
 //! crash cases) and why moving the in-memory nodes' pages to the new file
 //! is safe.
@@ -70,7 +72,7 @@ impl Store {
     }
 
     /// Defrags and waits: waits for a persist in flight, then runs the
-    /// defrag on the persister thread and returns its result. Errors with
+    /// defrag on the caller's thread and returns its result. Errors with
     /// [`DefragError::InProgress`] (waiting for nothing) while a defrag
     /// started by [`Store::start_defrag`] is not yet collected.
     pub fn defrag(&mut self) -> Result<(), DefragError> {
@@ -78,8 +80,8 @@ impl Store {
             return Err(DefragError::InProgress);
         }
         self.wait_for_jobs();
-        self.submit_defrag();
-        let done = self.persister.wait_done();
+        let job = self.begin_job(JobKind::Defrag);
+        let done = self.persister.run_here(job);
         match self.finish_job(done) {
             super::persister::Outcome::Defrag(result) => result,
             super::persister::Outcome::Persist(_) => unreachable!("a defrag was submitted"),

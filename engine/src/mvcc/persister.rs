@@ -1,14 +1,22 @@
-//! The persister thread: the only owner of the [`TreeFile`] once a
+//! The persister: the only owner of the [`TreeFile`] once a
 //! [`super::Store`] is open, so at most one job (a persist or a defrag)
 //! touches the file at a time.
 //!
-//! The store hands it a [`Job`] (a clone of the working root and the meta
+//! A job runs on the persister thread when the store goes on meanwhile:
+//! the store hands it a [`Job`] (a clone of the working root and the meta
 //! captured with it, to persist or to defrag: `btree/defrag.rs`) through a
 //! channel of capacity [`PERSIST_JOBS_MAX`], and reads the outcome back
 //! through one of capacity [`PERSIST_RESULTS_MAX`]. The store submits a job
 //! only when no other is in flight, so neither send ever waits. Dropping
 //! the [`Persister`] closes the job channel; the thread finishes the job it
 //! holds (if any), exits, and is joined.
+//!
+//! A job the store waits for ([`Persister::run_here`]: `Store::persist`,
+//! `Store::defrag`) runs on the caller's thread instead, with no job in
+//! flight: the nodes it writes are still in that core's cache, and there is
+//! no hand-off to another thread and back. The file sits behind a mutex the
+//! two sides never contend for (one job at a time); a job that panics
+//! poisons it, and from then on both ways report the persister as gone.
 //!
 //! # Why the writer may keep applying batches meanwhile
 //!
@@ -41,9 +49,10 @@
 
 use crate::btree::{CommitMeta, Node, TreeFile};
 use crate::error::{DefragError, StoreError};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Jobs queued for the persister: one in flight, never a backlog.
@@ -99,9 +108,11 @@ pub(crate) struct JobDone {
     pub(crate) size_in_use_bytes: Option<u64>,
 }
 
-/// The store's handle on the persister thread.
+/// The store's handle on the persister.
 pub(crate) struct Persister {
     path: PathBuf,
+    /// Locked by whichever side runs a job: never both at once.
+    file: Arc<Mutex<TreeFile>>,
     /// `None` only while dropping.
     jobs: Option<SyncSender<Job>>,
     done: Receiver<JobDone>,
@@ -120,20 +131,23 @@ impl std::fmt::Debug for Persister {
 }
 
 impl Persister {
-    /// Moves `tree_file` to a new thread that persists the jobs it is sent.
+    /// Takes `tree_file` and starts a thread that runs the jobs it is sent.
     pub(crate) fn spawn(tree_file: TreeFile) -> Result<Persister, StoreError> {
         let path = tree_file.path().to_path_buf();
+        let file = Arc::new(Mutex::new(tree_file));
         let (jobs, job_queue) = mpsc::sync_channel::<Job>(PERSIST_JOBS_MAX);
         let (done_sender, done) = mpsc::sync_channel::<JobDone>(PERSIST_RESULTS_MAX);
+        let thread_file = file.clone();
         let thread = std::thread::Builder::new()
             .name("keel-persist".to_owned())
-            .spawn(move || run(tree_file, &job_queue, &done_sender))
+            .spawn(move || run(&thread_file, &job_queue, &done_sender))
             .map_err(|source| StoreError::Io {
                 path: path.clone(),
                 source,
             })?;
         Ok(Persister {
             path,
+            file,
             jobs: Some(jobs),
             done,
             last_kind: JobKind::Persist,
@@ -159,6 +173,23 @@ impl Persister {
             Err(TrySendError::Full(_)) => {
                 unreachable!("a persister job was submitted while another was queued")
             }
+        }
+    }
+
+    /// Runs `job` on the caller's thread and returns its outcome. The
+    /// caller has no job in flight, so the thread is idle and the lock is
+    /// free. A panic in the job poisons the lock and is reported as the
+    /// persister being gone, as a panic on the thread is.
+    pub(crate) fn run_here(&mut self, job: Job) -> JobDone {
+        self.last_kind = job.kind;
+        let file = &self.file;
+        let ran = catch_unwind(AssertUnwindSafe(move || {
+            let mut tree_file = file.lock().ok()?;
+            Some(execute(&mut tree_file, job))
+        }));
+        match ran {
+            Ok(Some(done)) => done,
+            Ok(None) | Err(_) => self.gone_done(),
         }
     }
 
@@ -203,26 +234,37 @@ impl Drop for Persister {
     }
 }
 
-fn run(mut tree_file: TreeFile, jobs: &Receiver<Job>, done: &SyncSender<JobDone>) {
-    while let Ok(Job { kind, root, meta }) = jobs.recv() {
-        let outcome = match kind {
-            JobKind::Persist => Outcome::Persist(tree_file.persist(&root, meta)),
-            JobKind::Defrag => Outcome::Defrag(tree_file.defrag(&root, meta)),
+/// The persister thread's loop. A poisoned lock (a job panicked) ends it,
+/// which the store sees as the thread being gone.
+fn run(file: &Mutex<TreeFile>, jobs: &Receiver<Job>, done: &SyncSender<JobDone>) {
+    while let Ok(job) = jobs.recv() {
+        let Ok(mut tree_file) = file.lock() else {
+            return;
         };
-        debug_assert_eq!(outcome.kind(), kind);
-        if outcome.committed() {
-            assert!(root.page().is_some(), "a commit leaves the root clean");
-        }
-        // Release the snapshot before the writer hears of the outcome, so
-        // its nodes can become unique to the writer again (no extra copies).
-        drop(root);
-        let job_done = JobDone {
-            outcome,
-            file_size_bytes: Some(tree_file.size_bytes()),
-            size_in_use_bytes: Some(tree_file.size_in_use_bytes()),
-        };
+        let job_done = execute(&mut tree_file, job);
+        drop(tree_file);
         if done.send(job_done).is_err() {
             return;
         }
+    }
+}
+
+/// Runs one job on `tree_file`.
+fn execute(tree_file: &mut TreeFile, Job { kind, root, meta }: Job) -> JobDone {
+    let outcome = match kind {
+        JobKind::Persist => Outcome::Persist(tree_file.persist(&root, meta)),
+        JobKind::Defrag => Outcome::Defrag(tree_file.defrag(&root, meta)),
+    };
+    debug_assert_eq!(outcome.kind(), kind);
+    if outcome.committed() {
+        assert!(root.page().is_some(), "a commit leaves the root clean");
+    }
+    // Release the snapshot before the writer hears of the outcome, so its
+    // nodes can become unique to the writer again (no extra copies).
+    drop(root);
+    JobDone {
+        outcome,
+        file_size_bytes: Some(tree_file.size_bytes()),
+        size_in_use_bytes: Some(tree_file.size_in_use_bytes()),
     }
 }

@@ -3,9 +3,10 @@
 //! Persists run on the store's persister thread (`persister.rs`, which also
 //! explains why the writer may keep applying batches meanwhile):
 //! [`Store::start_persist`] hands it a snapshot of the working root and
-//! returns at once, [`Store::poll_persist`] collects the outcome, and
-//! [`Store::persist`] does both and waits. Defrags run there too, one job
-//! at a time with the persists (`defrag.rs`).
+//! returns at once, and [`Store::poll_persist`] collects the outcome.
+//! [`Store::persist`], which waits anyway, runs the same job on the
+//! caller's thread. Defrags go the same two ways, one job at a time with
+//! the persists (`defrag.rs`).
 
 use super::lease::LeaseRecord;
 use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
@@ -381,9 +382,10 @@ impl Store {
     }
 
     /// Persists synchronously: waits for a persist in flight (recording its
-    /// outcome), then appends every node changed since the last persist,
-    /// fdatasyncs, appends a checksummed commit record and fdatasyncs, on
-    /// the persister thread, and returns that result. A failure of the
+    /// outcome), then appends every node changed since the last persist and
+    /// a checksummed commit record and fdatasyncs, on the caller's thread
+    /// (no hand-off to the persister thread and back), and returns that
+    /// result. A failure of the
     /// persist it waited for is superseded: this persist writes everything
     /// that one would have, and returns its own error if it fails too.
     ///
@@ -394,8 +396,7 @@ impl Store {
         let Some(job) = self.begin_persist() else {
             return Ok(());
         };
-        self.persister.submit(job);
-        let done = self.persister.wait_done();
+        let done = self.persister.run_here(job);
         match self.finish_job(done) {
             Outcome::Persist(result) => result,
             Outcome::Defrag(_) => unreachable!("a persist was submitted"),
@@ -528,7 +529,7 @@ impl Store {
     /// reachable from the committed root, and the commit record page), as
     /// of the last persist or defrag outcome collected. The rest of
     /// [`Store::file_size_bytes`] is superseded pages a defrag would
-    /// reclaim. Counted on the persister thread as part of each persist,
+    /// reclaim. Counted by the persister as part of each persist,
     /// from per-node subtree page counts, visiting only the nodes it
     /// writes: free to call.
     pub fn size_in_use_bytes(&self) -> u64 {
