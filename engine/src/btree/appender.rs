@@ -55,19 +55,21 @@ impl<'a> NodeAppender<'a> {
         self.next_page
     }
 
-    /// Encodes one node; returns its first page and its page count, which
-    /// must be `expected_pages` (the node's own size, computed elsewhere).
+    /// Encodes one node of `payload_len` bytes of payload, which
+    /// `encode_payload` writes straight into the buffer (see
+    /// [`encode_node`]); returns its first page. Its page count must be
+    /// `expected_pages` (the node's own size, computed elsewhere).
     pub(super) fn append(
         &mut self,
         kind: u8,
-        entry_count: u32,
-        payload: &[u8],
+        payload_len: usize,
         expected_pages: u64,
+        encode_payload: impl FnOnce(&mut [u8]) -> u32,
     ) -> Result<u64, StoreError> {
-        let own_pages = node_page_count(payload.len());
+        let own_pages = node_page_count(payload_len);
         debug_assert_eq!(own_pages, expected_pages);
         let pages = self.buffer.append((own_pages * PAGE_SIZE_BYTES) as usize);
-        encode_node(pages, kind, entry_count, payload, self.salt);
+        encode_node(pages, kind, payload_len, self.salt, encode_payload);
         let page = self.next_page;
         self.next_page += own_pages;
         if self.buffer.len() >= PERSIST_WRITE_CHUNK_BYTES {

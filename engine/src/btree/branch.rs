@@ -15,21 +15,26 @@ pub(super) fn branch_key_len(key: &[u8]) -> usize {
 }
 
 /// Encodes a branch of `keys` whose children are on `pages` (one more
-/// than the keys), into a payload of `payload_len` bytes.
+/// than the keys) into `out`, which must be exactly its payload's size.
 pub(super) fn encode_branch(
     keys: &[Arc<[u8]>],
     mut pages: impl Iterator<Item = u64>,
-    payload_len: usize,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload_len);
+    out: &mut [u8],
+) {
+    let mut rest = out;
+    let mut put = |bytes: &[u8]| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(bytes.len());
+        head.copy_from_slice(bytes);
+        rest = tail;
+    };
     let first = pages.next().expect("a branch has a first child");
-    out.extend_from_slice(&first.to_le_bytes());
+    put(&first.to_le_bytes());
     for (key, page) in keys.iter().zip(pages) {
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(key);
-        out.extend_from_slice(&page.to_le_bytes());
+        put(&(key.len() as u32).to_le_bytes());
+        put(key);
+        put(&page.to_le_bytes());
     }
-    out
+    assert!(rest.is_empty(), "a branch payload fills its size exactly");
 }
 
 struct PayloadReader<'a> {

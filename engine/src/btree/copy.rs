@@ -230,11 +230,13 @@ impl CopyWriter<'_> {
                 (NODE_KIND_BRANCH, pages)
             }
         };
-        let (entry_count, payload) = node.encode_payload_with(|index, _| child_pages[index]);
         // `assign_copy_pages` recomputes the layout from this size.
-        let page = self
-            .nodes
-            .append(kind, entry_count, &payload, node.own_page_count())?;
+        let page = self.nodes.append(
+            kind,
+            node.encoded_payload_len(),
+            node.own_page_count(),
+            |out| node.encode_payload_into(out, |index, _| child_pages[index]),
+        )?;
         debug_assert!(child_pages.iter().all(|&child| child < page));
         Ok(page)
     }

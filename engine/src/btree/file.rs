@@ -610,9 +610,14 @@ impl PageWriter<'_> {
             NodeBody::Leaf(_) => NODE_KIND_LEAF,
             NodeBody::Branch { .. } => NODE_KIND_BRANCH,
         };
-        let (entry_count, payload) = node.encode_payload();
         let own_pages = node.own_page_count();
-        let page = self.nodes.append(kind, entry_count, &payload, own_pages)?;
+        let page = self
+            .nodes
+            .append(kind, node.encoded_payload_len(), own_pages, |out| {
+                node.encode_payload_into(out, |_, child| {
+                    child.page().expect("children are written before parents")
+                })
+            })?;
         let subtree_pages = own_pages + children_pages;
         node.set_written(page, subtree_pages);
         Ok((page, subtree_pages))

@@ -26,7 +26,6 @@ use super::heads::Heads;
 use super::leaf::{Leaf, FULL_LEAF_CAPACITY_BYTES};
 use super::order;
 use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -241,35 +240,33 @@ impl Node {
         }
     }
 
-    /// Encodes the payload; for a branch every child must be on disk.
-    /// Returns (entry_count, payload).
-    pub fn encode_payload(&self) -> (u32, Cow<'_, [u8]>) {
-        self.encode_payload_with(|_, child| {
-            child.page().expect("children are written before parents")
-        })
-    }
-
-    /// Encodes the payload with `child_page(index, child)` as each child's
-    /// page (a branch's; a leaf never calls it), for writers that place
-    /// nodes in another file than their own pages say. Returns
-    /// (entry_count, payload); a leaf's payload is its buffer, borrowed.
-    pub fn encode_payload_with(
+    /// Encodes the payload into `out`, which must be exactly
+    /// [`Node::encoded_payload_len`] bytes, with `child_page(index, child)`
+    /// as each child's page (a branch's; a leaf never calls it): the
+    /// child's own page for a persist, another for writers that place nodes
+    /// in another file. Returns the entry count. A leaf's payload is its
+    /// buffer, copied; a branch's is encoded in place.
+    pub fn encode_payload_into(
         &self,
+        out: &mut [u8],
         mut child_page: impl FnMut(usize, &Arc<Node>) -> u64,
-    ) -> (u32, Cow<'_, [u8]>) {
-        let (count, payload) = match &self.body {
-            NodeBody::Leaf(leaf) => (leaf.len(), Cow::Borrowed(leaf.payload())),
+    ) -> u32 {
+        debug_assert_eq!(out.len(), self.encoded_payload_len());
+        let count = match &self.body {
+            NodeBody::Leaf(leaf) => {
+                out.copy_from_slice(leaf.payload());
+                leaf.len()
+            }
             NodeBody::Branch { keys, children } => {
                 let pages = children
                     .iter()
                     .enumerate()
                     .map(|(index, child)| child_page(index, child));
-                let out = encode_branch(keys, pages, self.encoded_payload_len());
-                (keys.len(), Cow::Owned(out))
+                encode_branch(keys, pages, out);
+                keys.len()
             }
         };
-        debug_assert_eq!(payload.len(), self.encoded_payload_len());
-        (u32::try_from(count).expect("entry count fits u32"), payload)
+        u32::try_from(count).expect("entry count fits u32")
     }
 }
 
@@ -792,7 +789,8 @@ mod tests {
             EntryRef::new(b"a", b"1"),
             EntryRef::new(b"b", b""),
         ])));
-        let (count, payload) = node.encode_payload();
+        let mut payload = vec![0; node.encoded_payload_len()];
+        let count = node.encode_payload_into(&mut payload, |_, _| unreachable!("a leaf"));
         let entries = Leaf::decode(&payload, count).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries.key(1), b"b");

@@ -281,20 +281,33 @@ pub fn node_page_count(payload_len: usize) -> u64 {
     ((NODE_HEADER_BYTES + payload_len) as u64).div_ceil(PAGE_SIZE_BYTES)
 }
 
-/// Frames `payload` as a node into `out`, which must be exactly the node's
-/// pages ([`node_page_count`]): header, payload, zero padding. Every byte
-/// of `out` is written.
-pub fn encode_node(out: &mut [u8], kind: u8, entry_count: u32, payload: &[u8], salt: u64) {
+/// Frames a node of `payload_len` bytes of payload into `out`, which must
+/// be exactly the node's pages ([`node_page_count`]): header, payload,
+/// zero padding. `encode_payload` writes the payload in place (every byte
+/// of the slice it gets) and returns the entry count; the checksum is then
+/// taken over the bytes as they lie in `out`, while they are in cache.
+/// Every byte of `out` is written.
+pub fn encode_node(
+    out: &mut [u8],
+    kind: u8,
+    payload_len: usize,
+    salt: u64,
+    encode_payload: impl FnOnce(&mut [u8]) -> u32,
+) {
     assert!(kind == NODE_KIND_LEAF || kind == NODE_KIND_BRANCH);
-    let page_count = node_page_count(payload.len());
+    let page_count = node_page_count(payload_len);
     assert_eq!(
         out.len() as u64,
         page_count * PAGE_SIZE_BYTES,
         "a node fills its pages"
     );
+    let (header, rest) = out.split_at_mut(NODE_HEADER_BYTES);
+    let (payload, padding) = rest.split_at_mut(payload_len);
+    let entry_count = encode_payload(payload);
+    padding.fill(0);
     let page_count = u32::try_from(page_count).expect("node page count");
-    let payload_len = u32::try_from(payload.len()).expect("node payload fits u32");
-    let mut header = [0u8; NODE_HEADER_BYTES];
+    let payload_len = u32::try_from(payload_len).expect("node payload fits u32");
+    header.fill(0);
     header[0..4].copy_from_slice(&NODE_MAGIC);
     header[4] = kind;
     header[8..12].copy_from_slice(&page_count.to_le_bytes());
@@ -302,10 +315,6 @@ pub fn encode_node(out: &mut [u8], kind: u8, entry_count: u32, payload: &[u8], s
     header[16..20].copy_from_slice(&entry_count.to_le_bytes());
     let crc = salted_crc(salt, &[&header[0..20], payload]);
     header[20..24].copy_from_slice(&crc.to_le_bytes());
-    out[..NODE_HEADER_BYTES].copy_from_slice(&header);
-    let (body, padding) = out[NODE_HEADER_BYTES..].split_at_mut(payload.len());
-    body.copy_from_slice(payload);
-    padding.fill(0);
 }
 
 /// Decodes a node header from the start of a node's first page.
