@@ -110,16 +110,14 @@ impl Clone for Node {
 }
 
 /// Items a copied node's lists have room for beyond their length, at
-/// least; a copy gets room for its length again, so a batch that inserts
-/// into every leaf of a key range (one new revision per key, which doubles
-/// a leaf's entries) does not reallocate a leaf's starts or heads before
-/// it splits. (Half its length, before, reallocated them in about one
-/// copy in two.)
+/// least; a copy gets room for half its length more, so a batch that
+/// inserts into every leaf of a key range (one new revision per key)
+/// rarely reallocates a leaf before it splits.
 const COPY_ROOM_ITEMS_MIN: usize = 4;
 
 /// Room a copy of a list of `len` items gets.
 fn copy_room(len: usize) -> usize {
-    COPY_ROOM_ITEMS_MIN.max(len)
+    COPY_ROOM_ITEMS_MIN.max(len / 2)
 }
 
 fn copy_with_room<T: Clone>(items: &[T]) -> Vec<T> {
