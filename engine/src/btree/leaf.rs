@@ -337,40 +337,29 @@ impl Leaf {
     }
 
     /// A copy without the entries whose keys are in `sorted_keys`
-    /// (ascending), and how many went; `None` when none of those keys is
-    /// here. The copy's buffer is exactly its bytes: what the commit would
-    /// cut it back to ([`Leaf::fit`]) anyway, so it is copied once, not
-    /// into a whole-leaf buffer and again at commit. (A later insert into
-    /// it in the same batch moves it to a whole-leaf buffer, as into any
-    /// leaf that is full.)
+    /// (ascending), in a whole-leaf buffer like any copy, and how many went;
+    /// `None` when none of those keys is here.
     pub fn without_sorted(&self, sorted_keys: &[&[u8]]) -> Option<(Leaf, usize)> {
-        // The entries that stay, by index, and their bytes.
-        let mut starts: Vec<u32> = Vec::with_capacity(self.len());
-        let mut kept_bytes = 0;
+        let mut kept = Leaf {
+            bytes: buffer(copy_capacity(self.bytes.len())),
+            starts: Vec::with_capacity(self.len()),
+        };
         let mut next = 0;
+        let mut removed = 0;
         for index in 0..self.len() {
             let key = self.key(index);
             while next < sorted_keys.len() && order::less(sorted_keys[next], key) {
                 next += 1;
             }
             if next < sorted_keys.len() && sorted_keys[next] == key {
+                removed += 1;
                 continue;
             }
-            starts.push(offset_u32(index));
-            kept_bytes += self.encoded_len(index);
+            let (start, end) = self.bounds(index);
+            kept.starts.push(offset_u32(kept.bytes.len()));
+            kept.bytes.extend_from_slice(&self.bytes[start..end]);
         }
-        let removed = self.len() - starts.len();
-        if removed == 0 {
-            return None;
-        }
-        let mut bytes = buffer(kept_bytes);
-        for start in &mut starts {
-            let (from, to) = self.bounds(*start as usize);
-            *start = offset_u32(bytes.len());
-            bytes.extend_from_slice(&self.bytes[from..to]);
-        }
-        debug_assert_eq!(bytes.len(), kept_bytes);
-        Some((Leaf { bytes, starts }, removed))
+        (removed > 0).then_some((kept, removed))
     }
 
     /// Splits off entries `cut..` into a new leaf whose buffer has room
@@ -607,27 +596,6 @@ mod tests {
 
     fn spare_count() -> Option<usize> {
         SPARE_BUFFERS.with(|spare| spare.borrow().as_ref().map(Vec::len))
-    }
-
-    #[test]
-    fn without_sorted_copies_into_a_buffer_that_needs_no_fit() {
-        let keys: Vec<Vec<u8>> = (0..20u8).map(|i| vec![b'k', i]).collect();
-        let leaf = Leaf::from_entries(keys.iter().map(|key| EntryRef::new(key, &[7u8; 100])));
-        let doomed: Vec<&[u8]> = keys.iter().step_by(3).map(Vec::as_slice).collect();
-        let (mut kept, removed) = leaf.without_sorted(&doomed).unwrap();
-        assert_eq!(removed, doomed.len());
-        assert_eq!(kept.len(), keys.len() - doomed.len());
-        assert!(kept.iter().all(|entry| !doomed.contains(&entry.key())));
-        // Exactly its bytes: a commit's fit leaves it where it is.
-        assert_eq!(kept.bytes.capacity(), kept.bytes.len());
-        let before = kept.bytes.as_ptr();
-        kept.fit();
-        assert_eq!(kept.bytes.as_ptr(), before);
-        // An insert still fits (it moves to a whole-leaf buffer).
-        kept.insert(0, b"a", b"v", &[]);
-        assert_eq!(kept.key(0), b"a");
-        assert_eq!(kept.bytes.capacity(), FULL_LEAF_CAPACITY_BYTES);
-        assert!(leaf.without_sorted(&[b"zz".as_slice()]).is_none());
     }
 
     #[test]
