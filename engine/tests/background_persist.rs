@@ -327,15 +327,23 @@ fn a_waited_persist_runs_on_the_callers_thread_and_a_started_one_on_the_persiste
     assert_eq!(everything(&reopened).kvs[9].value, b"x");
 }
 
-#[test]
-fn dead_persister_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let (mut store, panic_on_write, _) = watched_store(&path);
+/// A watched store at `path` with one persist of `a00000..a00009` = `v`
+/// done, the same keys put again as `w`, and its file's writes set to
+/// panic (returned: the switch).
+fn persisted_once_then_panicking(path: &std::path::Path) -> (Store, Arc<AtomicBool>) {
+    let (mut store, panic_on_write, _) = watched_store(path);
     put_range(&mut store, "a", 0..10, b"v");
     store.persist().unwrap();
     put_range(&mut store, "a", 0..10, b"w");
     panic_on_write.store(true, Ordering::SeqCst);
+    (store, panic_on_write)
+}
+
+#[test]
+fn dead_persister_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (mut store, _) = persisted_once_then_panicking(&path);
     assert!(store.start_persist());
     let error = poll_until_done(&mut store).unwrap_err();
     assert!(matches!(error, StoreError::PersisterGone { .. }), "{error}");
@@ -368,11 +376,7 @@ fn stays_gone_but_reads_and_drops(mut store: Store) {
 fn a_panic_in_a_waited_persist_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let (mut store, panic_on_write, _) = watched_store(&path);
-    put_range(&mut store, "a", 0..10, b"v");
-    store.persist().unwrap();
-    put_range(&mut store, "a", 0..10, b"w");
-    panic_on_write.store(true, Ordering::SeqCst);
+    let (mut store, panic_on_write) = persisted_once_then_panicking(&path);
     let error = store.persist().unwrap_err();
     assert!(matches!(error, StoreError::PersisterGone { .. }), "{error}");
     // The file would take writes again, but the persister stays gone: a
