@@ -21,11 +21,10 @@ pub(super) fn encode_branch(
     mut pages: impl Iterator<Item = u64>,
     out: &mut [u8],
 ) {
-    let mut rest = out;
+    let mut at = 0;
     let mut put = |bytes: &[u8]| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(bytes.len());
-        head.copy_from_slice(bytes);
-        rest = tail;
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
     };
     let first = pages.next().expect("a branch has a first child");
     put(&first.to_le_bytes());
@@ -34,7 +33,7 @@ pub(super) fn encode_branch(
         put(key);
         put(&page.to_le_bytes());
     }
-    assert!(rest.is_empty(), "a branch payload fills its size exactly");
+    assert_eq!(at, out.len(), "a branch payload fills its size exactly");
 }
 
 struct PayloadReader<'a> {

@@ -40,8 +40,9 @@
 //! the persister runs one job at a time. Pages are read and written only
 //! by persister jobs, except the writer's "unchanged" check in
 //! `Store::begin_persist`, which runs with no job in flight and sees these
-//! stores through the outcome channel (or ran the job itself). Nodes the working tree no longer
-//! shares (held by read views) get new pages too, which nobody reads.
+//! stores through the outcome channel (or ran the job itself). Nodes the
+//! working tree no longer shares (held by read views) get new pages too,
+//! which nobody reads.
 //! Before the rename no page is set, so a failed defrag leaves every page
 //! naming a place in the old file, where later persists keep appending.
 

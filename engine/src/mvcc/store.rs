@@ -385,9 +385,9 @@ impl Store {
     /// outcome), then appends every node changed since the last persist and
     /// a checksummed commit record and fdatasyncs, on the caller's thread
     /// (no hand-off to the persister thread and back), and returns that
-    /// result. A failure of the
-    /// persist it waited for is superseded: this persist writes everything
-    /// that one would have, and returns its own error if it fails too.
+    /// result. A failure of the persist it waited for is superseded: this
+    /// persist writes everything that one would have, and returns its own
+    /// error if it fails too.
     ///
     /// A defrag in flight or queued is waited for (queued: started and
     /// waited for) first; its outcome is kept for [`Store::poll_defrag`].
