@@ -1,5 +1,5 @@
 //! Helpers the store test binaries share: a store over the fault-injecting
-//! file, bulk puts and a full read.
+//! file, single and bulk puts, deletes, point reads and a full read.
 
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
@@ -7,7 +7,7 @@
 use keel_engine::io::{
     FaultInjectingFile, FaultInjectingFileSystem, FaultPlan, StdFile, StorageFile,
 };
-use keel_engine::{RangeOptions, RangeResult, Store, StoreOptions};
+use keel_engine::{Event, KeyValue, MvccError, RangeOptions, RangeResult, Store, StoreOptions};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,4 +73,45 @@ pub fn everything(store: &Store) -> RangeResult {
             ..RangeOptions::default()
         })
         .unwrap()
+}
+
+/// Opens (or creates) the store at `path` with default options.
+pub fn open(path: &Path) -> Store {
+    Store::open(path, StoreOptions::default()).unwrap()
+}
+
+/// One batch of one txn putting `key` = `value`; its events.
+pub fn put(store: &mut Store, key: &[u8], value: &[u8]) -> Vec<Event> {
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    txn.put(key, value, 0);
+    let events = txn.end();
+    batch.commit(applied);
+    events
+}
+
+/// One batch of one txn deleting `[key, range_end)`; the deleted kvs.
+pub fn delete(store: &mut Store, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+    let applied = store.applied_index() + 1;
+    let mut batch = store.write_batch();
+    let mut txn = batch.txn();
+    let deleted = txn.delete_range(key, range_end);
+    txn.end();
+    batch.commit(applied);
+    deleted
+}
+
+/// `key` at `revision` (0: the latest) in the latest published view.
+pub fn get_at(store: &Store, key: &[u8], revision: i64) -> Result<RangeResult, MvccError> {
+    store.reader().view().range(&RangeOptions {
+        key,
+        revision,
+        ..RangeOptions::default()
+    })
+}
+
+/// `key`'s latest kv, if any.
+pub fn get(store: &Store, key: &[u8]) -> Option<KeyValue> {
+    get_at(store, key, 0).unwrap().kvs.pop()
 }
