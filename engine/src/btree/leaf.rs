@@ -27,6 +27,7 @@
 use super::entry::{Entry, EntryRef};
 use super::node::{PayloadProblem, KEY_BYTES_MAX, NODE_PAYLOAD_BYTES_TARGET, VALUE_BYTES_MAX};
 use super::order;
+use std::cmp::Ordering;
 
 /// Bytes of an entry's length fields (key and value length, u32 each).
 pub const ENTRY_HEADER_BYTES: usize = 8;
@@ -344,22 +345,36 @@ impl Leaf {
             bytes: buffer(copy_capacity(self.bytes.len())),
             starts: Vec::with_capacity(self.len()),
         };
+        // Kept entries are copied a run at a time: one copy per stretch
+        // between two removed entries, not one per entry.
         let mut next = 0;
         let mut removed = 0;
+        let mut run_start = 0;
         for index in 0..self.len() {
             let key = self.key(index);
-            while next < sorted_keys.len() && order::less(sorted_keys[next], key) {
-                next += 1;
+            let mut doomed = false;
+            while let Some(&candidate) = sorted_keys.get(next) {
+                match order::compare(candidate, key) {
+                    Ordering::Less => next += 1,
+                    Ordering::Equal => {
+                        doomed = true;
+                        next += 1;
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
             }
-            if next < sorted_keys.len() && sorted_keys[next] == key {
+            if doomed {
+                kept.append_run(self, run_start, index);
+                run_start = index + 1;
                 removed += 1;
-                continue;
             }
-            let (start, end) = self.bounds(index);
-            kept.starts.push(offset_u32(kept.bytes.len()));
-            kept.bytes.extend_from_slice(&self.bytes[start..end]);
         }
-        (removed > 0).then_some((kept, removed))
+        if removed == 0 {
+            return None;
+        }
+        kept.append_run(self, run_start, self.len());
+        Some((kept, removed))
     }
 
     /// Splits off entries `cut..` into a new leaf whose buffer has room
@@ -402,11 +417,29 @@ impl Leaf {
             (Some(last), Some(first)) => last.key() < first.key(),
             _ => true,
         });
-        let base = self.bytes.len();
-        offset_u32(base + other.bytes.len());
-        self.bytes.extend_from_slice(&other.bytes);
-        self.starts
-            .extend(other.starts.iter().map(|start| start + offset_u32(base)));
+        self.append_run(other, 0, other.len());
+    }
+
+    /// Appends `source`'s entries `first..end` (keys above this leaf's)
+    /// with one copy of their bytes.
+    fn append_run(&mut self, source: &Leaf, first: usize, end: usize) {
+        if first == end {
+            return;
+        }
+        let from = source.starts[first];
+        let to = match source.starts.get(end) {
+            Some(&next) => next as usize,
+            None => source.bytes.len(),
+        };
+        let base = offset_u32(self.bytes.len());
+        offset_u32(self.bytes.len() + (to - from as usize));
+        self.bytes
+            .extend_from_slice(&source.bytes[from as usize..to]);
+        self.starts.extend(
+            source.starts[first..end]
+                .iter()
+                .map(|start| start - from + base),
+        );
     }
 
     /// A copy whose buffer and starts have room to grow: the copies a
