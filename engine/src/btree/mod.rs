@@ -46,4 +46,4 @@ pub use file::{CommitMeta, DroppedCommit, Recovered, TreeFile};
 pub use leaf::Leaf;
 pub use node::{fit_changed, insert, insert_built, insert_parts, insert_run, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
-pub use remove::remove_sorted;
+pub use remove::{merge_changed, remove_sorted};

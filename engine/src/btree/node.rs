@@ -684,7 +684,9 @@ fn split_branch(node: &mut Node) -> Split {
 
 #[cfg(test)]
 mod tests {
-    use super::super::remove::{merge_wanted, remove_sorted};
+    use super::super::remove::{
+        merge_changed, merge_wanted, remove_sorted, NODE_PAYLOAD_BYTES_UNDERFULL,
+    };
     use super::*;
 
     fn collect(node: &Node, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
@@ -1273,5 +1275,123 @@ mod tests {
                 .all(|&fill| fill > NODE_PAYLOAD_BYTES_TARGET * 9 / 10),
             "leaf payloads {fills:?}"
         );
+    }
+
+    /// Leaves whose payload is below removal's underfull mark.
+    fn small_leaves(root: &Arc<Node>) -> usize {
+        leaves_of(root)
+            .iter()
+            .filter(|leaf| leaf.encoded_payload_len() < NODE_PAYLOAD_BYTES_UNDERFULL)
+            .count()
+    }
+
+    #[test]
+    fn rewriting_keys_leaves_small_leaves_until_merge_changed_packs_them() {
+        // As MVCC lays out a key's revisions: the new one ("/0") sorts just
+        // before the old ("/1").
+        let key = |number: u32, version: u8| format!("key{number:06}/{version}").into_bytes();
+        let mut root = Node::empty();
+        for number in 0..10_000u32 {
+            insert(&mut root, &key(number, 1), &[7u8; 256]);
+        }
+        merge_changed(&mut root);
+        fit_changed(&mut root);
+        assert_eq!(small_leaves(&root), 0, "ascending keys fill their leaves");
+        let published = root.clone();
+        let mut expected_published = Vec::new();
+        collect(&published, &mut expected_published);
+        for number in 0..10_000u32 {
+            insert(&mut root, &key(number, 0), &[8u8; 256]);
+        }
+        // Each new revision that lands last in a full leaf is split off
+        // into a leaf of its own, which the next key's (in the neighbour)
+        // never joins.
+        let small_before = small_leaves(&root);
+        let leaves_before = leaf_count(&root);
+        assert!(small_before > 100, "{small_before} small leaves");
+        merge_changed(&mut root);
+        fit_changed(&mut root);
+        let leaves = leaf_count(&root);
+        let mut branches = 0;
+        visit(&root, &mut |node| {
+            if matches!(node.body, NodeBody::Branch { .. }) {
+                branches += 1
+            }
+        });
+        // Only siblings merge: a small leaf first or last under its branch
+        // may stay, next to a cousin.
+        let small = small_leaves(&root);
+        assert!(
+            small <= branches,
+            "{small} small leaves of {leaves}, {branches} branches"
+        );
+        // And the leaves are about as few as could hold the entries.
+        let payload_total: usize = leaves_of(&root)
+            .iter()
+            .map(|leaf| leaf.encoded_payload_len())
+            .sum();
+        let leaves_fewest = payload_total.div_ceil(NODE_PAYLOAD_BYTES_TARGET);
+        assert!(
+            leaves * 10 <= leaves_fewest * 11,
+            "{leaves} leaves (of {leaves_before} before merging) where {leaves_fewest} would do"
+        );
+        // Nothing is left that removal would merge, keys and separators
+        // hold, and the published tree is untouched.
+        visit(&root, &mut |node| {
+            if let NodeBody::Branch { keys, children } = &node.body {
+                for (index, pair) in children.windows(2).enumerate() {
+                    assert!(!merge_wanted(&pair[0], &pair[1], &keys[index]));
+                }
+            }
+        });
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        let expected: Vec<Vec<u8>> = (0..10_000u32)
+            .flat_map(|number| [key(number, 0), key(number, 1)])
+            .collect();
+        assert_eq!(keys, expected);
+        let mut after = Vec::new();
+        collect(&published, &mut after);
+        assert_eq!(after, expected_published, "the published tree is untouched");
+    }
+
+    #[test]
+    fn merge_changed_merges_only_what_the_batch_changed_and_collapses_the_root() {
+        let leaf = |keys: &[&str]| {
+            Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
+                keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"v")),
+            ))))
+        };
+        let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
+        let branch = |keys: &[&str], children: Vec<Arc<Node>>| {
+            Arc::new(Node::new(NodeBody::Branch {
+                keys: keys.iter().map(|key| separator(key)).collect(),
+                children,
+            }))
+        };
+        // A shared leaf between changed ones: nothing merges across it.
+        let shared = leaf(&["d"]);
+        let mut root = branch(
+            &["c", "f"],
+            vec![leaf(&["a"]), shared.clone(), leaf(&["g"])],
+        );
+        merge_changed(&mut root);
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        assert_eq!(leaf_count(&root), 3);
+        assert!(Arc::ptr_eq(&leaves_of(&root)[1], &shared));
+        drop(shared);
+        // Changed all through: the leaves merge into one, the branches
+        // above it go, and the root is that leaf.
+        let mut root = branch(
+            &["m"],
+            vec![root, branch(&["p"], vec![leaf(&["n"]), leaf(&["q"])])],
+        );
+        merge_changed(&mut root);
+        let NodeBody::Leaf(entries) = &root.body else {
+            panic!("one leaf left")
+        };
+        let keys: Vec<&[u8]> = entries.iter().map(|entry| entry.key()).collect();
+        assert_eq!(keys, [b"a", b"d", b"g", b"n", b"q"]);
     }
 }

@@ -1,5 +1,6 @@
 //! Copy-on-write removal of sorted keys from the tree, and the merging of
-//! the nodes it thins (insertion and the node itself are in `node.rs`).
+//! the nodes it thins or a batch leaves small (insertion and the node
+//! itself are in `node.rs`).
 
 use super::node::{Node, NodeBody, NODE_PAYLOAD_BYTES_TARGET, TREE_DEPTH_MAX};
 use super::order;
@@ -51,6 +52,77 @@ pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
         *root = Node::empty();
     }
     removed
+}
+
+/// Merges neighbouring nodes under `root` that the batch being committed
+/// changed (both unique to the writer's tree, so no published node is
+/// copied) while one of them is underfull and the two fit in one node, as
+/// removal does ([`merge_wanted`]); a changed branch left with one child is
+/// replaced by it, as is a root. Run at commit, before the changed leaves
+/// are cut back to fit.
+///
+/// Insertion alone leaves such nodes: an entry that sorts just below a
+/// full leaf's upper bound is appended to it, and the split that follows
+/// moves that entry alone into a new leaf (as it should for keys written
+/// in ascending order, which fill it), but the next key written may fall
+/// past the bound, into the neighbour. A key's new revision sorts just
+/// before its older ones, so rewriting a range of keys left one leaf of a
+/// single entry in front of each leaf the range started, each a page of
+/// its own on disk.
+pub fn merge_changed(root: &mut Arc<Node>) {
+    merge_changed_under(root, 0);
+    // Bounded by the depth: each step takes a level off.
+    for _ in 0..TREE_DEPTH_MAX {
+        match only_child_of_changed(root) {
+            Some(only_child) => *root = only_child,
+            None => break,
+        }
+    }
+}
+
+fn merge_changed_under(node: &mut Arc<Node>, depth: usize) {
+    assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
+    let Some(node) = Arc::get_mut(node) else {
+        return;
+    };
+    let NodeBody::Branch { keys, children } = &mut node.body else {
+        return;
+    };
+    for child in children.iter_mut() {
+        merge_changed_under(child, depth + 1);
+        if let Some(only_child) = only_child_of_changed(child) {
+            // Its bounds are the branch's: the separators still hold.
+            *child = only_child;
+        }
+    }
+    let mut merged = false;
+    // Right to left: a merge takes away only children right of `index`.
+    for index in (0..children.len().saturating_sub(1)).rev() {
+        while index + 1 < children.len()
+            && is_changed(&mut children[index])
+            && is_changed(&mut children[index + 1])
+            && merge_wanted(&children[index], &children[index + 1], &keys[index])
+        {
+            merge_with_right(keys, children, index);
+            merged = true;
+        }
+    }
+    if merged {
+        node.recount_payload_len();
+    }
+}
+
+/// Whether nothing but the writer's tree holds `node` (the batch changed it).
+fn is_changed(node: &mut Arc<Node>) -> bool {
+    Arc::get_mut(node).is_some()
+}
+
+/// The only child of `node` if it is a changed branch with one child.
+fn only_child_of_changed(node: &mut Arc<Node>) -> Option<Arc<Node>> {
+    match &Arc::get_mut(node)?.body {
+        NodeBody::Branch { children, .. } if children.len() == 1 => Some(children[0].clone()),
+        _ => None,
+    }
 }
 
 /// Nodes whose payload is below this are underfull: removal merges them

@@ -13,7 +13,9 @@ use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
-use crate::btree::{fit_changed, insert_run, CommitMeta, DroppedCommit, Leaf, Node, TreeFile};
+use crate::btree::{
+    fit_changed, insert_run, merge_changed, CommitMeta, DroppedCommit, Leaf, Node, TreeFile,
+};
 use crate::error::StoreError;
 use crate::io::{FileSystem, StorageFile};
 use arc_swap::ArcSwap;
@@ -299,8 +301,9 @@ impl Store {
         );
         self.applied_index = applied_index;
         self.flush_pending_index();
-        // The leaves this batch changed stop growing here: cut their
-        // buffers back (`btree/leaf.rs`).
+        // The nodes this batch changed stop growing here: neighbours it
+        // left small merge, and leaves are cut back (`btree/leaf.rs`).
+        merge_changed(&mut self.root);
         fit_changed(&mut self.root);
         self.published.store(Arc::new(ReadView {
             root: self.root.clone(),
