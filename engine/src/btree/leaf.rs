@@ -399,7 +399,10 @@ impl Leaf {
     /// Cuts the buffer back to its bytes when it has more than
     /// [`FIT_SLACK_BYTES`] to spare (a whole-leaf buffer goes back to the
     /// spare list): a published leaf never grows (the next batch copies
-    /// it), so room left in it is waste.
+    /// it), so room left in it is waste. A copy, not `shrink_to_fit`:
+    /// shrinking in place saved the copy (put batches about 10% faster)
+    /// but the tails glibc split off the blocks fragmented the heap (the
+    /// server's peak RSS after 100k puts went from 77-80 to 97-120 MiB).
     pub fn fit(&mut self) {
         if self.bytes.capacity() > self.bytes.len() + FIT_SLACK_BYTES {
             let mut bytes = Vec::with_capacity(self.bytes.len());
