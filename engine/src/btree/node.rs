@@ -1112,14 +1112,19 @@ mod tests {
         );
     }
 
+    /// A new leaf of `keys`, each with the value "v".
+    fn leaf(keys: &[&str]) -> Arc<Node> {
+        Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
+            keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"v")),
+        ))))
+    }
+
+    fn separator(key: &str) -> Arc<[u8]> {
+        key.as_bytes().into()
+    }
+
     #[test]
     fn merges_copy_shared_siblings_and_keep_separators() {
-        let leaf = |keys: &[&str]| {
-            Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
-                keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"v")),
-            ))))
-        };
-        let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
         let left_leaf = leaf(&["a", "b"]);
         let middle_leaf = leaf(&["d", "e"]);
         let right_leaf = leaf(&["g", "h"]);
@@ -1357,12 +1362,6 @@ mod tests {
 
     #[test]
     fn merge_changed_merges_only_what_the_batch_changed_and_collapses_the_root() {
-        let leaf = |keys: &[&str]| {
-            Arc::new(Node::new(NodeBody::Leaf(Leaf::from_entries(
-                keys.iter().map(|key| EntryRef::new(key.as_bytes(), b"v")),
-            ))))
-        };
-        let separator = |key: &str| -> Arc<[u8]> { key.as_bytes().into() };
         let branch = |keys: &[&str], children: Vec<Arc<Node>>| {
             Arc::new(Node::new(NodeBody::Branch {
                 keys: keys.iter().map(|key| separator(key)).collect(),
