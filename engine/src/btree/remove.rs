@@ -40,14 +40,7 @@ pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
         return 0;
     }
     let removed = remove_from(root, sorted_keys, 0);
-    // Bounded by the depth: each step takes a level off.
-    for _ in 0..TREE_DEPTH_MAX {
-        let only_child = match &root.body {
-            NodeBody::Branch { children, .. } if children.len() == 1 => children[0].clone(),
-            _ => break,
-        };
-        *root = only_child;
-    }
+    collapse_root(root);
     if node_is_empty(root) {
         *root = Node::empty();
     }
@@ -57,7 +50,7 @@ pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
 /// Merges neighbouring nodes under `root` that the batch being committed
 /// changed (both unique to the writer's tree, so no published node is
 /// copied) while one of them is underfull and the two fit in one node, as
-/// removal does ([`merge_wanted`]); a changed branch left with one child is
+/// removal does ([`merge_wanted`]); a branch left with one child is
 /// replaced by it, as is a root. Run at commit, before the changed leaves
 /// are cut back to fit.
 ///
@@ -71,12 +64,26 @@ pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
 /// its own on disk.
 pub fn merge_changed(root: &mut Arc<Node>) {
     merge_changed_under(root, 0);
+    collapse_root(root);
+}
+
+/// Replaces a root branch of one child by that child, level by level.
+fn collapse_root(root: &mut Arc<Node>) {
     // Bounded by the depth: each step takes a level off.
     for _ in 0..TREE_DEPTH_MAX {
-        match only_child_of_changed(root) {
+        match only_child(root) {
             Some(only_child) => *root = only_child,
             None => break,
         }
+    }
+}
+
+/// The only child of `node` if it is a branch with one child: its bounds
+/// are the branch's, so it can take the branch's place.
+fn only_child(node: &Node) -> Option<Arc<Node>> {
+    match &node.body {
+        NodeBody::Branch { children, .. } if children.len() == 1 => Some(children[0].clone()),
+        _ => None,
     }
 }
 
@@ -90,8 +97,7 @@ fn merge_changed_under(node: &mut Arc<Node>, depth: usize) {
     };
     for child in children.iter_mut() {
         merge_changed_under(child, depth + 1);
-        if let Some(only_child) = only_child_of_changed(child) {
-            // Its bounds are the branch's: the separators still hold.
+        if let Some(only_child) = only_child(child) {
             *child = only_child;
         }
     }
@@ -115,14 +121,6 @@ fn merge_changed_under(node: &mut Arc<Node>, depth: usize) {
 /// Whether nothing but the writer's tree holds `node` (the batch changed it).
 fn is_changed(node: &mut Arc<Node>) -> bool {
     Arc::get_mut(node).is_some()
-}
-
-/// The only child of `node` if it is a changed branch with one child.
-fn only_child_of_changed(node: &mut Arc<Node>) -> Option<Arc<Node>> {
-    match &Arc::get_mut(node)?.body {
-        NodeBody::Branch { children, .. } if children.len() == 1 => Some(children[0].clone()),
-        _ => None,
-    }
 }
 
 /// Nodes whose payload is below this are underfull: removal merges them
@@ -247,15 +245,7 @@ fn rebalance_child(
         merge_with_right(keys, children, index - 1);
         index -= 1;
     }
-    let only_child = match &children[index].body {
-        NodeBody::Branch {
-            children: grandchildren,
-            ..
-        } if grandchildren.len() == 1 => Some(grandchildren[0].clone()),
-        _ => None,
-    };
-    if let Some(only_child) = only_child {
-        // Its bounds are the branch's: the parent's separators still hold.
+    if let Some(only_child) = only_child(&children[index]) {
         children[index] = only_child;
     }
     index
