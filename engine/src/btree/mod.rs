@@ -35,6 +35,8 @@ mod remove;
 mod tail;
 #[cfg(test)]
 mod test_random;
+#[cfg(test)]
+mod test_tree;
 
 pub use copy::{
     part_file_path, write_tree_copy, write_tree_copy_in, write_tree_copy_to, PART_FILE_SUFFIX,

@@ -310,3 +310,388 @@ fn merge_with_right(keys: &mut Vec<Arc<[u8]>>, children: &mut Vec<Arc<Node>>, le
     left.recount_payload_len();
     debug_assert!(left.encoded_payload_len() <= NODE_PAYLOAD_BYTES_TARGET);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::EntryRef;
+    use super::super::node::{fit_changed, insert};
+    use super::super::test_random::XorShift;
+    use super::super::test_tree::{
+        checked_keys, collect, leaf, leaf_count, leaves_of, mark_written, pages_of, separator,
+        visit,
+    };
+    use super::*;
+
+    #[test]
+    fn remove_sorted_keeps_order_old_roots_and_untouched_pages() {
+        let key = |number: u32| format!("key{number:06}").into_bytes();
+        for pattern in 0..4u32 {
+            let mut root = Node::empty();
+            for number in 0..3000u32 {
+                insert(&mut root, &key(number), &[7u8; 100]);
+            }
+            root.set_page(Some(1));
+            if let NodeBody::Branch { children, .. } = &root.body {
+                for child in children {
+                    child.set_page(Some(2));
+                }
+            }
+            let snapshot = root.clone();
+            let doomed: Vec<u32> = (0..3000u32)
+                .filter(|number| match pattern {
+                    0 => number % 2 == 0,
+                    1 => (1000..2000).contains(number),
+                    2 => true,
+                    _ => *number == 2999,
+                })
+                .collect();
+            let doomed_keys: Vec<Vec<u8>> = doomed.iter().map(|&n| key(n)).collect();
+            let doomed_refs: Vec<&[u8]> = doomed_keys.iter().map(Vec::as_slice).collect();
+            assert_eq!(remove_sorted(&mut root, &doomed_refs), doomed.len());
+            let mut all = Vec::new();
+            collect(&root, &mut all);
+            let expected: Vec<Vec<u8>> = (0..3000u32)
+                .filter(|number| !doomed.contains(number))
+                .map(key)
+                .collect();
+            let keys: Vec<Vec<u8>> = all.into_iter().map(|(key, _)| key).collect();
+            assert_eq!(keys, expected, "pattern {pattern}");
+            let mut old = Vec::new();
+            collect(&snapshot, &mut old);
+            assert_eq!(old.len(), 3000);
+            // Seeks still land right, and inserts still work after removal.
+            let cursor = super::super::cursor::Cursor::seek(&root, &key(1000));
+            assert_eq!(
+                cursor.current().map(|entry| entry.key().to_vec()),
+                expected
+                    .iter()
+                    .find(|k| k.as_slice() >= key(1000).as_slice())
+                    .cloned()
+            );
+            insert(&mut root, &key(1500), b"back");
+            let mut again = Vec::new();
+            collect(&root, &mut again);
+            assert!(again.windows(2).all(|pair| pair[0].0 < pair[1].0));
+            if pattern == 3 {
+                // Only the last leaf's path was copied: the first child kept its page.
+                let NodeBody::Branch { children, .. } = &root.body else {
+                    panic!("still a branch")
+                };
+                assert_eq!(children[0].page(), Some(2));
+            }
+        }
+    }
+
+    #[test]
+    fn random_inserts_and_removals_match_a_model_and_keep_old_roots() {
+        use std::collections::BTreeMap;
+        let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut root = Node::empty();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Older roots with what they held and the pages their nodes had.
+        type Snapshot = (
+            Arc<Node>,
+            Vec<(Vec<u8>, Vec<u8>)>,
+            Vec<(usize, Option<u64>)>,
+        );
+        let mut snapshots: Vec<Snapshot> = Vec::new();
+        let mut next_page = 1;
+        let mut merged_leaves_seen = false;
+        for round in 0..120u64 {
+            // Key space and sizes vary by phase: growth, thinning, churn;
+            // long keys make branches merge too, and an occasional value
+            // larger than a page makes multi-page leaves.
+            let key_space = 1 + random.below(20_000);
+            let inserts = match round % 3 {
+                0 => random.below(3000),
+                1 => random.below(50),
+                _ => random.below(500),
+            };
+            for _ in 0..inserts {
+                let number = random.below(key_space);
+                let key = format!("k{number:06}{}", "x".repeat((number % 40) as usize));
+                let value_len = match random.below(200) {
+                    0 => 5000,
+                    draw => draw as usize % 120,
+                };
+                let value = vec![(number % 251) as u8; value_len];
+                insert(&mut root, key.as_bytes(), &value);
+                model.insert(key.into_bytes(), value);
+            }
+            let removal_per_mille = match round % 3 {
+                1 => 900 + random.below(101),
+                _ => random.below(400),
+            };
+            let mut doomed: Vec<Vec<u8>> = model
+                .keys()
+                .filter(|_| random.below(1000) < removal_per_mille)
+                .cloned()
+                .collect();
+            // Some absent keys too: they are skipped and not counted.
+            let absent: Vec<Vec<u8>> = (0..random.below(20))
+                .map(|_| format!("k{:06}absent", random.below(key_space)).into_bytes())
+                .collect();
+            let present = doomed.len();
+            doomed.extend(absent);
+            doomed.sort();
+            doomed.dedup();
+            let leaves_before = leaf_count(&root);
+            let doomed_refs: Vec<&[u8]> = doomed.iter().map(Vec::as_slice).collect();
+            assert_eq!(
+                remove_sorted(&mut root, &doomed_refs),
+                present,
+                "round {round}"
+            );
+            for key in &doomed {
+                model.remove(key);
+            }
+            merged_leaves_seen |= leaf_count(&root) < leaves_before / 2;
+
+            let mut keys = Vec::new();
+            checked_keys(&root, None, None, true, &mut keys);
+            let expected: Vec<Vec<u8>> = model.keys().cloned().collect();
+            assert_eq!(keys, expected, "round {round}");
+            let mut contents = Vec::new();
+            collect(&root, &mut contents);
+            assert!(contents
+                .iter()
+                .zip(&model)
+                .all(|((_, value), (_, expected))| value == expected));
+            for probe in [0, key_space / 3, key_space - 1] {
+                let probe = format!("k{probe:06}");
+                assert_eq!(
+                    super::super::cursor::Cursor::seek(&root, probe.as_bytes())
+                        .current()
+                        .map(|entry| entry.key().to_vec()),
+                    model
+                        .range(probe.into_bytes()..)
+                        .next()
+                        .map(|(key, _)| key.clone())
+                );
+            }
+
+            // Every older root reads what it held, with the pages it had.
+            for (index, (old_root, old_contents, old_pages)) in snapshots.iter().enumerate() {
+                let mut now = Vec::new();
+                collect(old_root, &mut now);
+                assert!(
+                    now == *old_contents,
+                    "snapshot {index} changed in round {round}"
+                );
+                assert!(
+                    pages_of(old_root) == *old_pages,
+                    "snapshot {index} pages changed"
+                );
+            }
+            // Half the rounds persist (nodes get pages) before the next.
+            if round % 2 == 0 {
+                mark_written(&root, &mut next_page);
+            }
+            if round % 10 == 0 {
+                snapshots.push((root.clone(), contents, pages_of(&root)));
+            }
+        }
+        assert!(merged_leaves_seen, "no round merged leaves");
+    }
+
+    #[test]
+    fn thinning_packs_leaves_and_branches() {
+        let key = |number: u32| format!("key{number:06}").into_bytes();
+        let mut root = Node::empty();
+        for number in 0..100_000u32 {
+            insert(&mut root, &key(number), &[7u8; 64]);
+        }
+        let mut next_page = 1;
+        mark_written(&root, &mut next_page);
+        let snapshot = root.clone();
+        let snapshot_pages = pages_of(&snapshot);
+        let leaves_full = leaf_count(&root);
+        // Removes 95% in batches, keeping every 20th key.
+        let doomed: Vec<Vec<u8>> = (0..100_000u32).filter(|n| n % 20 != 0).map(key).collect();
+        for chunk in doomed.chunks(5_000) {
+            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            assert_eq!(remove_sorted(&mut root, &refs), chunk.len());
+        }
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        let expected: Vec<Vec<u8>> = (0..100_000u32).filter(|n| n % 20 == 0).map(key).collect();
+        assert_eq!(keys, expected);
+        assert!(
+            pages_of(&snapshot) == snapshot_pages,
+            "the old root changed"
+        );
+
+        let payload_total: usize = keys.len() * EntryRef::new(&key(0), &[7u8; 64]).encoded_len();
+        let leaves_needed = payload_total.div_ceil(NODE_PAYLOAD_BYTES_TARGET);
+        let leaves = leaf_count(&root);
+        let mut nodes = 0;
+        visit(&root, &mut |_| nodes += 1);
+        assert!(
+            leaves <= 2 * leaves_needed,
+            "{leaves} leaves for {leaves_needed} pages of entries (of {leaves_full} before)"
+        );
+        // No two neighbours are left that removal would merge.
+        visit(&root, &mut |node| {
+            if let NodeBody::Branch { keys, children } = &node.body {
+                for (index, pair) in children.windows(2).enumerate() {
+                    assert!(!merge_wanted(&pair[0], &pair[1], &keys[index]));
+                }
+            }
+        });
+        assert!(
+            nodes < leaves + leaves / 4 + 2,
+            "{nodes} nodes for {leaves} leaves"
+        );
+    }
+
+    #[test]
+    fn merges_copy_shared_siblings_and_keep_separators() {
+        let left_leaf = leaf(&["a", "b"]);
+        let middle_leaf = leaf(&["d", "e"]);
+        let right_leaf = leaf(&["g", "h"]);
+        let mut root = Arc::new(Node::new(NodeBody::Branch {
+            // Separators below the smallest keys, as removals leave them.
+            keys: vec![separator("c"), separator("f")],
+            children: vec![left_leaf.clone(), middle_leaf.clone(), right_leaf.clone()],
+        }));
+        let mut next_page = 1;
+        mark_written(&root, &mut next_page);
+        let old_root = root.clone();
+        let old_pages = pages_of(&old_root);
+        assert_eq!(remove_sorted(&mut root, &[b"e"]), 1);
+        // All three fit one leaf: the removal merged them into one root leaf.
+        let NodeBody::Leaf(entries) = &root.body else {
+            panic!("one leaf left")
+        };
+        let keys: Vec<&[u8]> = entries.iter().map(|entry| entry.key()).collect();
+        assert_eq!(keys, [b"a", b"b", b"d", b"g", b"h"]);
+        assert!(root.page().is_none());
+        // The shared leaves were copied, not changed.
+        assert!(pages_of(&old_root) == old_pages);
+        for (leaf, expected) in [(&left_leaf, 2), (&middle_leaf, 2), (&right_leaf, 2)] {
+            let NodeBody::Leaf(entries) = &leaf.body else {
+                unreachable!()
+            };
+            assert_eq!(entries.len(), expected);
+            assert!(leaf.page().is_some());
+        }
+        // Inserts after the merge go where the separators said.
+        insert(&mut root, b"c", b"v");
+        insert(&mut root, b"f", b"v");
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        assert_eq!(keys.len(), 7);
+    }
+
+    /// Leaves whose payload is below removal's underfull mark.
+    fn small_leaves(root: &Arc<Node>) -> usize {
+        leaves_of(root)
+            .iter()
+            .filter(|leaf| leaf.encoded_payload_len() < NODE_PAYLOAD_BYTES_UNDERFULL)
+            .count()
+    }
+
+    #[test]
+    fn rewriting_keys_leaves_small_leaves_until_merge_changed_packs_them() {
+        // As MVCC lays out a key's revisions: the new one ("/0") sorts just
+        // before the old ("/1").
+        let key = |number: u32, version: u8| format!("key{number:06}/{version}").into_bytes();
+        let mut root = Node::empty();
+        for number in 0..10_000u32 {
+            insert(&mut root, &key(number, 1), &[7u8; 256]);
+        }
+        merge_changed(&mut root);
+        fit_changed(&mut root);
+        assert_eq!(small_leaves(&root), 0, "ascending keys fill their leaves");
+        let published = root.clone();
+        let mut expected_published = Vec::new();
+        collect(&published, &mut expected_published);
+        for number in 0..10_000u32 {
+            insert(&mut root, &key(number, 0), &[8u8; 256]);
+        }
+        // Each new revision that lands last in a full leaf is split off
+        // into a leaf of its own, which the next key's (in the neighbour)
+        // never joins.
+        let small_before = small_leaves(&root);
+        let leaves_before = leaf_count(&root);
+        assert!(small_before > 100, "{small_before} small leaves");
+        merge_changed(&mut root);
+        fit_changed(&mut root);
+        let leaves = leaf_count(&root);
+        let mut branches = 0;
+        visit(&root, &mut |node| {
+            if matches!(node.body, NodeBody::Branch { .. }) {
+                branches += 1
+            }
+        });
+        // Only siblings merge: a small leaf first or last under its branch
+        // may stay, next to a cousin.
+        let small = small_leaves(&root);
+        assert!(
+            small <= branches,
+            "{small} small leaves of {leaves}, {branches} branches"
+        );
+        // And the leaves are about as few as could hold the entries.
+        let payload_total: usize = leaves_of(&root)
+            .iter()
+            .map(|leaf| leaf.encoded_payload_len())
+            .sum();
+        let leaves_fewest = payload_total.div_ceil(NODE_PAYLOAD_BYTES_TARGET);
+        assert!(
+            leaves * 10 <= leaves_fewest * 11,
+            "{leaves} leaves (of {leaves_before} before merging) where {leaves_fewest} would do"
+        );
+        // Nothing is left that removal would merge, keys and separators
+        // hold, and the published tree is untouched.
+        visit(&root, &mut |node| {
+            if let NodeBody::Branch { keys, children } = &node.body {
+                for (index, pair) in children.windows(2).enumerate() {
+                    assert!(!merge_wanted(&pair[0], &pair[1], &keys[index]));
+                }
+            }
+        });
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        let expected: Vec<Vec<u8>> = (0..10_000u32)
+            .flat_map(|number| [key(number, 0), key(number, 1)])
+            .collect();
+        assert_eq!(keys, expected);
+        let mut after = Vec::new();
+        collect(&published, &mut after);
+        assert_eq!(after, expected_published, "the published tree is untouched");
+    }
+
+    #[test]
+    fn merge_changed_merges_only_what_the_batch_changed_and_collapses_the_root() {
+        let branch = |keys: &[&str], children: Vec<Arc<Node>>| {
+            Arc::new(Node::new(NodeBody::Branch {
+                keys: keys.iter().map(|key| separator(key)).collect(),
+                children,
+            }))
+        };
+        // A shared leaf between changed ones: nothing merges across it.
+        let shared = leaf(&["d"]);
+        let mut root = branch(
+            &["c", "f"],
+            vec![leaf(&["a"]), shared.clone(), leaf(&["g"])],
+        );
+        merge_changed(&mut root);
+        let mut keys = Vec::new();
+        checked_keys(&root, None, None, true, &mut keys);
+        assert_eq!(leaf_count(&root), 3);
+        assert!(Arc::ptr_eq(&leaves_of(&root)[1], &shared));
+        drop(shared);
+        // Changed all through: the leaves merge into one, the branches
+        // above it go, and the root is that leaf.
+        let mut root = branch(
+            &["m"],
+            vec![root, branch(&["p"], vec![leaf(&["n"]), leaf(&["q"])])],
+        );
+        merge_changed(&mut root);
+        let NodeBody::Leaf(entries) = &root.body else {
+            panic!("one leaf left")
+        };
+        let keys: Vec<&[u8]> = entries.iter().map(|entry| entry.key()).collect();
+        assert_eq!(keys, [b"a", b"d", b"g", b"n", b"q"]);
+    }
+}
