@@ -211,3 +211,129 @@ fn random_ops_match_model_at_past_revisions() {
         check(&store, &history, compact_revision, &mut rng, 300);
     }
 }
+
+/// The state a model gives `key`: (create, mod, version, value).
+fn model_kv(model: &Model, key: &[u8]) -> Option<keel_engine::KeyValue> {
+    model
+        .get(key)
+        .map(|(create, modified, version, value)| keel_engine::KeyValue {
+            key: key.to_vec(),
+            create_revision: *create,
+            mod_revision: *modified,
+            version: *version,
+            value: value.clone(),
+            lease: 0,
+        })
+}
+
+/// Batches of many txns, as raft applies them: a put's entry is held back
+/// with the batch's others and merged into the tree at commit (or before
+/// anything reads the tree), so each put must still see the key's newest
+/// state whether it was written by an earlier txn of the batch, earlier in
+/// its own txn, or in the tree; reads and deletes inside a txn must see
+/// the batch's writes; a compaction or persist in the middle of a batch
+/// must take them in; and a batch dropped without commit is published by
+/// the next.
+#[test]
+fn batches_of_many_txns_match_the_model() {
+    for seed in 0..SEEDS / 2 {
+        let mut rng = StdRng::seed_from_u64(1000 + seed);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut history: Vec<Model> = vec![Model::new(), Model::new()];
+        let mut applied = 0;
+        let mut oldest = 1;
+        for round in 0..60 {
+            let mut batch = store.write_batch();
+            for _ in 0..rng.random_range(1..40) {
+                let mut model = history.last().unwrap().clone();
+                let main = history.len() as i64;
+                let mut txn = batch.txn();
+                let mut changed = false;
+                for _ in 0..rng.random_range(1..4) {
+                    let key = random_key(&mut rng);
+                    match rng.random_range(0..12) {
+                        0..=6 => {
+                            let value = format!("v{round}-{}", rng.random_range(0..1000));
+                            let event = txn.put(&key, value.as_bytes(), 0);
+                            assert_eq!(event.prev_kv(), model_kv(&model, &key), "{key:?}");
+                            let (create, version) = match model.get(&key) {
+                                Some((create, _, version, _)) => (*create, version + 1),
+                                None => (main, 1),
+                            };
+                            assert_eq!(
+                                (event.kv.create_revision, event.kv.version),
+                                (create, version)
+                            );
+                            model.insert(key, (create, main, version, value.into_bytes()));
+                            changed = true;
+                        }
+                        7..=8 => {
+                            let deleted = txn.delete_range(&key, b"");
+                            assert_eq!(deleted.first().cloned(), model_kv(&model, &key));
+                            changed |= model.remove(&key).is_some();
+                        }
+                        _ => {
+                            // A read inside the txn sees the batch so far.
+                            let read = txn
+                                .range(&RangeOptions {
+                                    key: &key,
+                                    ..RangeOptions::default()
+                                })
+                                .unwrap();
+                            assert_eq!(read.kvs.first().cloned(), model_kv(&model, &key));
+                            let all = txn
+                                .range(&RangeOptions {
+                                    key: b"k",
+                                    range_end: b"l",
+                                    count_only: true,
+                                    ..RangeOptions::default()
+                                })
+                                .unwrap();
+                            assert_eq!(
+                                all.count as usize,
+                                model.range(b"k".to_vec()..b"l".to_vec()).count()
+                            );
+                        }
+                    }
+                }
+                txn.end();
+                if changed {
+                    history.push(model);
+                }
+                if rng.random_range(0..30) == 0 {
+                    // Compaction in the middle of the batch.
+                    let target = rng.random_range(oldest..history.len() as i64);
+                    if target > oldest {
+                        batch.compact(target).unwrap();
+                        oldest = target;
+                    }
+                }
+            }
+            applied += 1;
+            if round % 11 == 5 {
+                // Dropped without commit: published with the next batch.
+                drop(batch);
+            } else {
+                batch.commit(applied);
+            }
+            assert_eq!(store.revision(), history.len() as i64 - 1);
+            if round % 13 == 0 {
+                store.persist().unwrap();
+            }
+            if round % 11 != 5 {
+                check(&store, &history, oldest, &mut rng, 30);
+            }
+        }
+        let mut batch = store.write_batch();
+        applied += 1;
+        batch.commit(applied);
+        check(&store, &history, oldest, &mut rng, 200);
+        store.persist().unwrap();
+        drop(store);
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.revision(), history.len() as i64 - 1);
+        check(&store, &history, oldest, &mut rng, 200);
+    }
+}

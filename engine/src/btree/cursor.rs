@@ -23,6 +23,26 @@ pub struct Cursor<'a> {
     position: usize,
 }
 
+/// The first entry whose key is >= `key`, as [`Cursor::seek`] finds it,
+/// without a cursor's stack when the entry is in the leaf `key` falls in
+/// (a point lookup's usual case).
+pub fn entry_at_or_after<'a>(root: &'a Node, key: &[u8]) -> Option<EntryRef<'a>> {
+    let mut node = root;
+    for _ in 0..TREE_DEPTH_MAX {
+        match &node.body {
+            NodeBody::Leaf(leaf) => {
+                return match leaf.get(node.entry_index(key)) {
+                    Some(entry) => Some(entry),
+                    // The entry, if any, starts a later leaf.
+                    None => Cursor::seek(root, key).current(),
+                };
+            }
+            NodeBody::Branch { children, .. } => node = &children[node.child_index(key)],
+        }
+    }
+    panic!("tree deeper than {TREE_DEPTH_MAX}")
+}
+
 impl<'a> Cursor<'a> {
     /// A cursor at the first entry whose key is >= `key`.
     pub fn seek(root: &'a Node, key: &[u8]) -> Cursor<'a> {

@@ -129,6 +129,23 @@ impl Leaf {
         }
     }
 
+    /// An empty leaf whose buffer holds exactly `bytes` of entries and
+    /// `entries` starts: for a leaf built whole ([`Leaf::push`],
+    /// [`Leaf::append_run`]) that nothing grows before it is published.
+    pub fn with_capacity(bytes: usize, entries: usize) -> Leaf {
+        Leaf {
+            bytes: buffer(bytes),
+            starts: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Appends `entry` after every entry (its key above theirs, checked in
+    /// debug builds).
+    pub fn push(&mut self, entry: EntryRef<'_>) {
+        debug_assert!(self.last().is_none_or(|last| last.key() < entry.key()));
+        self.insert(self.len(), entry.key(), entry.value(), &[]);
+    }
+
     /// A leaf of `entries` (ascending keys, checked).
     pub fn from_entries<'e>(entries: impl IntoIterator<Item = EntryRef<'e>>) -> Leaf {
         let mut leaf = Leaf::new();
@@ -274,19 +291,33 @@ impl Leaf {
             full.extend_from_slice(&self.bytes);
             self.bytes = full;
         }
+        let lengths = [
+            (key.len() as u32).to_le_bytes(),
+            (value_len as u32).to_le_bytes(),
+        ];
+        let parts = [&lengths[0][..], &lengths[1][..], key, head]
+            .into_iter()
+            .chain(tail.iter().copied());
+        if at == old_len {
+            // An append: the record goes after the buffer's bytes.
+            self.bytes.reserve(record_len);
+            for part in parts {
+                self.bytes.extend_from_slice(part);
+            }
+            assert_eq!(
+                self.bytes.len(),
+                old_len + record_len,
+                "every byte of the record"
+            );
+            self.starts.push(offset_u32(at));
+            return;
+        }
         // Open a gap of `record_len` at `at` (the bytes after it move up),
         // then fill it.
         self.bytes.resize(old_len + record_len, 0);
         self.bytes.copy_within(at..old_len, at + record_len);
         let mut write = at;
-        let lengths = [
-            (key.len() as u32).to_le_bytes(),
-            (value_len as u32).to_le_bytes(),
-        ];
-        for part in [&lengths[0][..], &lengths[1][..], key, head]
-            .into_iter()
-            .chain(tail.iter().copied())
-        {
+        for part in parts {
             self.bytes[write..write + part.len()].copy_from_slice(part);
             write += part.len();
         }
@@ -425,7 +456,7 @@ impl Leaf {
 
     /// Appends `source`'s entries `first..end` (keys above this leaf's)
     /// with one copy of their bytes.
-    fn append_run(&mut self, source: &Leaf, first: usize, end: usize) {
+    pub fn append_run(&mut self, source: &Leaf, first: usize, end: usize) {
         if first == end {
             return;
         }

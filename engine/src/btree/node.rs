@@ -319,7 +319,7 @@ pub fn insert_parts(root: &mut Arc<Node>, key: &[u8], value_parts: &[&[u8]]) -> 
 }
 
 /// Puts a new root above `root` and the node split off it, if one was.
-fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
+pub(super) fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
     if let Some((separator, right)) = split {
         let left = std::mem::replace(root, Node::empty());
         *root = Arc::new(Node::new(NodeBody::Branch {
@@ -329,7 +329,8 @@ fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
     }
 }
 
-type Split = (Arc<[u8]>, Arc<Node>);
+/// A node split off another: the separator (its first key) and the node.
+pub(super) type Split = (Arc<[u8]>, Arc<Node>);
 
 /// What [`insert_into`] puts in the tree: an entry whose value is a head
 /// and then tail parts, the head made at the leaf, possibly from the
@@ -496,23 +497,37 @@ fn insert_into<'p>(
             let last = last && position + 1 == children.len();
             let (replaced, child_split) =
                 insert_into(&mut children[position], incoming, last, depth + 1)?;
-            if let Some((separator, right)) = child_split {
-                node.payload_len += branch_key_len(&separator);
-                let counted = keys
-                    .first()
-                    .is_some_and(|first| node.heads.insert(position, &separator, first));
-                keys.insert(position, separator);
-                children.insert(position + 1, right);
-                if !counted {
-                    node.heads = Heads::of(keys.len(), copy_room(keys.len()), |index| &keys[index]);
-                }
-            }
-            let child_count = children.len();
-            let split = (child_count >= BRANCH_SPLIT_CHILDREN_MIN
-                && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
-                .then(|| split_branch(node));
-            Some((replaced, split))
+            Some((replaced, node.take_child_split(position, child_split)))
         }
+    }
+}
+
+impl Node {
+    /// For a branch whose child `position` changed: puts the node that
+    /// child split off (if it did) right after it, and splits this branch
+    /// if it is now overfull; returns that split.
+    pub(super) fn take_child_split(
+        &mut self,
+        position: usize,
+        child_split: Option<Split>,
+    ) -> Option<Split> {
+        let NodeBody::Branch { keys, children } = &mut self.body else {
+            unreachable!("take_child_split on a leaf")
+        };
+        if let Some((separator, right)) = child_split {
+            self.payload_len += branch_key_len(&separator);
+            let counted = keys
+                .first()
+                .is_some_and(|first| self.heads.insert(position, &separator, first));
+            keys.insert(position, separator);
+            children.insert(position + 1, right);
+            if !counted {
+                self.heads = Heads::of(keys.len(), copy_room(keys.len()), |index| &keys[index]);
+            }
+        }
+        let child_count = children.len();
+        (child_count >= BRANCH_SPLIT_CHILDREN_MIN && self.payload_len > NODE_PAYLOAD_BYTES_TARGET)
+            .then(|| split_branch(self))
     }
 }
 

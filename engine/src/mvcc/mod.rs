@@ -28,6 +28,7 @@ mod history;
 mod key;
 mod key_range;
 mod lease;
+mod pending;
 mod persister;
 mod revision;
 mod store;
