@@ -326,7 +326,7 @@ fn batches_of_many_txns_match_the_model() {
                 check(&store, &history, oldest, &mut rng, 30);
             }
         }
-        let mut batch = store.write_batch();
+        let batch = store.write_batch();
         applied += 1;
         batch.commit(applied);
         check(&store, &history, oldest, &mut rng, 200);

@@ -226,6 +226,32 @@ mod tests {
         assert_eq!(Cursor::seek(&root, b"").current().unwrap().key(), b"k00000");
     }
 
+    #[test]
+    fn entry_at_or_after_is_what_seek_finds_in_any_leaf() {
+        let mut root = Node::empty();
+        for number in 0..2000u32 {
+            insert(
+                &mut root,
+                format!("k{:05}", number * 2).as_bytes(),
+                &[1u8; 64],
+            );
+        }
+        let mut leaf_ends = 0;
+        // Every key, every gap between two, and past both ends.
+        for number in 0..4002u32 {
+            let probe = format!("k{number:05}");
+            let seek = Cursor::seek(&root, probe.as_bytes());
+            let expected = seek.current().map(|entry| entry.key().to_vec());
+            let found =
+                entry_at_or_after(&root, probe.as_bytes()).map(|entry| entry.key().to_vec());
+            assert_eq!(found, expected, "{probe}");
+            let (cursor, leaf) = Cursor::descend_to_leaf(&root, probe.as_bytes());
+            leaf_ends += usize::from(leaf.entry_index(probe.as_bytes()) == cursor.leaf.len());
+        }
+        assert!(leaf_ends > 10, "probes past a leaf's end: {leaf_ends}");
+        assert!(entry_at_or_after(&Node::empty(), b"a").is_none());
+    }
+
     /// Every key from `cursor` on, moving with `step`.
     fn walk<'a>(mut cursor: Cursor<'a>, step: fn(&mut Cursor<'a>)) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();

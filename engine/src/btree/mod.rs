@@ -48,6 +48,6 @@ pub use entry::{Entry, EntryRef};
 pub use file::{CommitMeta, DroppedCommit, Recovered, TreeFile};
 pub use leaf::Leaf;
 pub use merge::{merge_run, SortedRun};
-pub use node::{fit_changed, insert, insert_built, insert_parts, insert_run, Node, NodeBody};
+pub use node::{fit_changed, insert, insert_parts, insert_run, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
 pub use remove::{merge_changed, remove_sorted};
