@@ -231,7 +231,7 @@ fn no_range_form_sees_leases() {
         // Inside a txn too, before and after it writes.
         let mut batch = store.write_batch();
         let mut txn = batch.txn();
-        let read = |txn: &mut keel_engine::Txn| {
+        let read = |txn: &keel_engine::Txn| {
             txn.range(&RangeOptions {
                 key,
                 range_end,
@@ -240,9 +240,9 @@ fn no_range_form_sees_leases() {
             .unwrap()
             .count
         };
-        assert_eq!(read(&mut txn), expected.len() as i64);
+        assert_eq!(read(&txn), expected.len() as i64);
         txn.put(b"a", b"again", 0);
-        assert_eq!(read(&mut txn), expected.len() as i64);
+        assert_eq!(read(&txn), expected.len() as i64);
         txn.end();
         batch.commit(2);
     }

@@ -226,12 +226,11 @@ fn model_kv(model: &Model, key: &[u8]) -> Option<keel_engine::KeyValue> {
         })
 }
 
-/// Batches of many txns, as raft applies them: a put's entry is held back
-/// with the batch's others and merged into the tree at commit (or before
-/// anything reads the tree), so each put must still see the key's newest
-/// state whether it was written by an earlier txn of the batch, earlier in
-/// its own txn, or in the tree; reads and deletes inside a txn must see
-/// the batch's writes; a compaction or persist in the middle of a batch
+/// Batches of many txns, as raft applies them: each put must see the
+/// key's newest state whether an earlier txn of the batch, an earlier op
+/// of its own txn, or an earlier batch wrote it; reads and deletes inside
+/// a txn must see the batch's writes (and the revision index entries the
+/// batch holds back); a compaction or persist in the middle of a batch
 /// must take them in; and a batch dropped without commit is published by
 /// the next.
 #[test]

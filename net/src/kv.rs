@@ -56,7 +56,7 @@ pub async fn range(shard: &Shard, request: RangeRequest) -> Result<RangeResponse
         shard.read_index().await?;
     }
     let view = shard.reader.view();
-    let mut response = range_request(&request, &mut ReadOnly(&view)).map_err(RequestError::Mvcc)?;
+    let mut response = range_request(&request, &ReadOnly(&view)).map_err(RequestError::Mvcc)?;
     response.header = Some(shard.status.header(view.revision()));
     Ok(response)
 }

@@ -88,7 +88,7 @@ async fn stream_range(
         );
     if !plain || request.count_only {
         let whole =
-            range_request(&request, &mut ReadOnly(&view)).map_err(|e| Some(RequestError::Mvcc(e)))?;
+            range_request(&request, &ReadOnly(&view)).map_err(|e| Some(RequestError::Mvcc(e)))?;
         let mut kvs = whole.kvs;
         let last = RangeResponse {
             header: Some(shard.status.header(view.revision())),

@@ -14,7 +14,7 @@ use crate::txn::KvTxn;
 /// Sort options are validated by the caller (an unknown one reads as none).
 pub fn range_request<R: KvTxn + ?Sized>(
     request: &RangeRequest,
-    reader: &mut R,
+    reader: &R,
 ) -> Result<RangeResponse, MvccError> {
     let sort_order = SortOrder::try_from(request.sort_order).unwrap_or(SortOrder::None);
     let sort_target = SortTarget::try_from(request.sort_target).unwrap_or(SortTarget::Key);

@@ -29,9 +29,9 @@ use crate::range::range_request;
 /// What a txn needs from the store: etcd's `TxnWrite`.
 pub trait KvTxn {
     /// Range at the txn's read revision (its own if it wrote).
-    fn range(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
+    fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
     /// The same in descending key order.
-    fn range_descending(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError>;
     /// Puts; returns the previous kv if `want_previous` (and the key
     /// existed).
     fn put(
@@ -56,10 +56,10 @@ pub struct LeasedTxn<'t, 'l> {
 }
 
 impl KvTxn for LeasedTxn<'_, '_> {
-    fn range(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.txn.range(options)
     }
-    fn range_descending(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.txn.range_descending(options)
     }
     fn put(
@@ -80,10 +80,10 @@ impl KvTxn for LeasedTxn<'_, '_> {
 }
 
 impl KvTxn for Txn<'_> {
-    fn range(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         Txn::range(self, options)
     }
-    fn range_descending(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         Txn::range_descending(self, options)
     }
     fn put(
@@ -110,10 +110,10 @@ impl KvTxn for Txn<'_> {
 pub struct ReadOnly<'a>(pub &'a ReadView);
 
 impl KvTxn for ReadOnly<'_> {
-    fn range(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.0.range(options)
     }
-    fn range_descending(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
+    fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         self.0.range_descending(options)
     }
     fn put(&mut self, _: &[u8], _: &[u8], _: i64, _: bool) -> Option<KeyValue> {
@@ -206,7 +206,7 @@ pub fn apply_delete_range<T: KvTxn>(
     }
 }
 
-fn get<T: KvTxn>(kv: &mut T, key: &[u8]) -> Option<KeyValue> {
+fn get<T: KvTxn>(kv: &T, key: &[u8]) -> Option<KeyValue> {
     let options = RangeOptions {
         key,
         ..RangeOptions::default()
@@ -216,7 +216,7 @@ fn get<T: KvTxn>(kv: &mut T, key: &[u8]) -> Option<KeyValue> {
 
 /// etcd's `compareToPath`: this txn's outcome, then its chosen branch's
 /// nested txns' outcomes, depth first — all against the pre-txn state.
-fn compare_path<T: KvTxn>(kv: &mut T, request: &TxnRequest, path: &mut Vec<bool>) {
+fn compare_path<T: KvTxn>(kv: &T, request: &TxnRequest, path: &mut Vec<bool>) {
     let succeeded = request.compare.iter().all(|compare| holds(kv, compare));
     path.push(succeeded);
     for op in branch(request, succeeded) {
@@ -236,7 +236,7 @@ fn branch(request: &TxnRequest, succeeded: bool) -> &[keel_proto::etcdserverpb::
 
 /// etcd's `applyCompare`: over a range, the compare must hold for every
 /// key; with no key, a value compare fails and the others compare zero.
-fn holds<T: KvTxn>(kv: &mut T, compare: &Compare) -> bool {
+fn holds<T: KvTxn>(kv: &T, compare: &Compare) -> bool {
     let options = RangeOptions {
         key: &compare.key,
         range_end: &compare.range_end,
@@ -295,7 +295,7 @@ fn compare_kv(compare: &Compare, kv: &KeyValue) -> bool {
 /// etcd's `checkRequests` with `checkPut` and `checkRange`, on the chosen
 /// path, before anything is written.
 fn check_chosen<T: KvTxn>(
-    kv: &mut T,
+    kv: &T,
     request: &TxnRequest,
     path: &[bool],
     cursor: &mut usize,

@@ -23,26 +23,6 @@ pub struct Cursor<'a> {
     position: usize,
 }
 
-/// The first entry whose key is >= `key`, as [`Cursor::seek`] finds it,
-/// without a cursor's stack when the entry is in the leaf `key` falls in
-/// (a point lookup's usual case).
-pub fn entry_at_or_after<'a>(root: &'a Node, key: &[u8]) -> Option<EntryRef<'a>> {
-    let mut node = root;
-    for _ in 0..TREE_DEPTH_MAX {
-        match &node.body {
-            NodeBody::Leaf(leaf) => {
-                return match leaf.get(node.entry_index(key)) {
-                    Some(entry) => Some(entry),
-                    // The entry, if any, starts a later leaf.
-                    None => Cursor::seek(root, key).current(),
-                };
-            }
-            NodeBody::Branch { children, .. } => node = &children[node.child_index(key)],
-        }
-    }
-    panic!("tree deeper than {TREE_DEPTH_MAX}")
-}
-
 impl<'a> Cursor<'a> {
     /// A cursor at the first entry whose key is >= `key`.
     pub fn seek(root: &'a Node, key: &[u8]) -> Cursor<'a> {
@@ -224,32 +204,6 @@ mod tests {
         assert!(Cursor::seek(&root, b"z").current().is_none());
         assert!(Cursor::seek(&Node::empty(), b"").current().is_none());
         assert_eq!(Cursor::seek(&root, b"").current().unwrap().key(), b"k00000");
-    }
-
-    #[test]
-    fn entry_at_or_after_is_what_seek_finds_in_any_leaf() {
-        let mut root = Node::empty();
-        for number in 0..2000u32 {
-            insert(
-                &mut root,
-                format!("k{:05}", number * 2).as_bytes(),
-                &[1u8; 64],
-            );
-        }
-        let mut leaf_ends = 0;
-        // Every key, every gap between two, and past both ends.
-        for number in 0..4002u32 {
-            let probe = format!("k{number:05}");
-            let seek = Cursor::seek(&root, probe.as_bytes());
-            let expected = seek.current().map(|entry| entry.key().to_vec());
-            let found =
-                entry_at_or_after(&root, probe.as_bytes()).map(|entry| entry.key().to_vec());
-            assert_eq!(found, expected, "{probe}");
-            let (cursor, leaf) = Cursor::descend_to_leaf(&root, probe.as_bytes());
-            leaf_ends += usize::from(leaf.entry_index(probe.as_bytes()) == cursor.leaf.len());
-        }
-        assert!(leaf_ends > 10, "probes past a leaf's end: {leaf_ends}");
-        assert!(entry_at_or_after(&Node::empty(), b"a").is_none());
     }
 
     /// Every key from `cursor` on, moving with `step`.

@@ -129,23 +129,6 @@ impl Leaf {
         }
     }
 
-    /// An empty leaf whose buffer holds exactly `bytes` of entries and
-    /// `entries` starts: for a leaf built whole ([`Leaf::push`],
-    /// [`Leaf::append_run`]) that nothing grows before it is published.
-    pub fn with_capacity(bytes: usize, entries: usize) -> Leaf {
-        Leaf {
-            bytes: buffer(bytes),
-            starts: Vec::with_capacity(entries),
-        }
-    }
-
-    /// Appends `entry` after every entry (its key above theirs, checked in
-    /// debug builds).
-    pub fn push(&mut self, entry: EntryRef<'_>) {
-        debug_assert!(self.last().is_none_or(|last| last.key() < entry.key()));
-        self.insert(self.len(), entry.key(), entry.value(), &[]);
-    }
-
     /// A leaf of `entries` (ascending keys, checked).
     pub fn from_entries<'e>(entries: impl IntoIterator<Item = EntryRef<'e>>) -> Leaf {
         let mut leaf = Leaf::new();

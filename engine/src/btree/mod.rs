@@ -28,7 +28,6 @@ mod entry;
 pub mod file;
 mod heads;
 pub mod leaf;
-mod merge;
 pub mod node;
 pub mod order;
 pub mod page;
@@ -42,12 +41,11 @@ mod test_tree;
 pub use copy::{
     part_file_path, write_tree_copy, write_tree_copy_in, write_tree_copy_to, PART_FILE_SUFFIX,
 };
-pub use cursor::{entry_at_or_after, Cursor};
+pub use cursor::Cursor;
 pub use defrag::{defrag_file_path, DEFRAG_FILE_SUFFIX};
 pub use entry::{Entry, EntryRef};
 pub use file::{CommitMeta, DroppedCommit, Recovered, TreeFile};
 pub use leaf::Leaf;
-pub use merge::{merge_run, SortedRun};
-pub use node::{fit_changed, insert, insert_parts, insert_run, Node, NodeBody};
+pub use node::{fit_changed, insert, insert_built, insert_parts, insert_run, Node, NodeBody};
 pub use page::PAGE_SIZE_BYTES;
 pub use remove::{merge_changed, remove_sorted};

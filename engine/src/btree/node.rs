@@ -21,7 +21,7 @@
 //! ```
 
 use super::branch::{branch_key_len, encode_branch, BRANCH_FIRST_CHILD_BYTES};
-use super::entry::Entry;
+use super::entry::{Entry, EntryRef};
 use super::heads::Heads;
 use super::leaf::{Leaf, FULL_LEAF_CAPACITY_BYTES};
 use super::order;
@@ -312,13 +312,14 @@ pub fn insert_parts(root: &mut Arc<Node>, key: &[u8], value_parts: &[&[u8]]) -> 
         parts: value_parts,
         run: false,
     };
-    let (replaced, split) = insert_into(root, incoming, 0);
+    let (replaced, split) =
+        insert_into(root, incoming, true, 0).expect("an entry is inserted wherever it goes");
     grow_root(root, split);
     replaced
 }
 
 /// Puts a new root above `root` and the node split off it, if one was.
-pub(super) fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
+fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
     if let Some((separator, right)) = split {
         let left = std::mem::replace(root, Node::empty());
         *root = Arc::new(Node::new(NodeBody::Branch {
@@ -328,36 +329,113 @@ pub(super) fn grow_root(root: &mut Arc<Node>, split: Option<Split>) {
     }
 }
 
-/// A node split off another: the separator (its first key) and the node.
-pub(super) type Split = (Arc<[u8]>, Arc<Node>);
+type Split = (Arc<[u8]>, Arc<Node>);
 
-/// What [`insert_into`] puts in the tree: an entry whose value is
-/// `parts` one after the other.
+/// What [`insert_into`] puts in the tree: an entry whose value is a head
+/// and then tail parts, the head made at the leaf, possibly from the
+/// entry that will follow it ([`insert_built`]).
+trait Incoming<'p> {
+    /// What the value starts with.
+    type Head: AsRef<[u8]>;
+    /// The key the entry will have.
+    fn key(&self) -> &'p [u8];
+    /// Whether [`Incoming::value`] needs the following entry (an insert
+    /// that cannot see it then changes nothing).
+    fn needs_next(&self) -> bool;
+    /// Whether the entry heads an ascending run of entries to come after
+    /// it ([`insert_run`]): a leaf it overfills is cut right after it.
+    fn in_run(&self) -> bool {
+        false
+    }
+    /// The value's head and tail parts, given the entry that will follow
+    /// it in key order (`None` when none does); `next` is meaningful only
+    /// if [`Incoming::needs_next`].
+    fn value(self, next: Option<EntryRef<'_>>) -> (Self::Head, &'p [&'p [u8]]);
+}
+
+/// A value given whole, as parts.
 struct Parts<'p> {
     key: &'p [u8],
     parts: &'p [&'p [u8]],
-    /// Whether the entry heads an ascending run of entries to come after
-    /// it ([`insert_run`]): a leaf it overfills is cut right after it.
+    /// See [`Incoming::in_run`].
     run: bool,
 }
 
-/// Inserts `incoming` under `node`; returns the entry it replaced and the
-/// node split off `node`, if any.
-fn insert_into(
+impl<'p> Incoming<'p> for Parts<'p> {
+    type Head = [u8; 0];
+    fn key(&self) -> &'p [u8] {
+        self.key
+    }
+    fn needs_next(&self) -> bool {
+        false
+    }
+    fn in_run(&self) -> bool {
+        self.run
+    }
+    fn value(self, _next: Option<EntryRef<'_>>) -> ([u8; 0], &'p [&'p [u8]]) {
+        ([], self.parts)
+    }
+}
+
+/// A value whose head `build` makes at the leaf, followed by `tail`.
+struct Built<'p, F> {
+    key: &'p [u8],
+    tail: &'p [&'p [u8]],
+    build: F,
+}
+
+impl<'p, H: AsRef<[u8]>, F: FnOnce(Option<EntryRef<'_>>) -> H> Incoming<'p> for Built<'p, F> {
+    type Head = H;
+    fn key(&self) -> &'p [u8] {
+        self.key
+    }
+    fn needs_next(&self) -> bool {
+        true
+    }
+    fn value(self, next: Option<EntryRef<'_>>) -> (H, &'p [&'p [u8]]) {
+        ((self.build)(next), self.tail)
+    }
+}
+
+/// [`insert_parts`] of an entry whose value is the head `build` makes,
+/// given the entry that will follow it in key order (`None` when no entry
+/// follows), then `tail`'s parts, in one descent: for a writer that
+/// derives the new entry from its successor, as a put does from a key's
+/// newest revision. Only the leaf `key` falls in is looked at; when `key`
+/// goes after its last entry and the leaf is not the tree's last one, the
+/// successor is in another leaf: nothing is inserted, `build` is not
+/// called, and `None` is returned (the nodes on the path are copied and
+/// marked dirty as for an insert there, nothing else changes), for the
+/// caller to look the successor up and insert the entry with
+/// [`insert_parts`]. Otherwise returns `Some` of what [`insert_parts`]
+/// returns.
+pub fn insert_built<H: AsRef<[u8]>>(
+    root: &mut Arc<Node>,
+    key: &[u8],
+    tail: &[&[u8]],
+    build: impl FnOnce(Option<EntryRef<'_>>) -> H,
+) -> Option<Option<Entry>> {
+    let (replaced, split) = insert_into(root, Built { key, tail, build }, true, 0)?;
+    grow_root(root, split);
+    Some(replaced)
+}
+
+/// Inserts `incoming` under `node`, the last node of its level when
+/// `last`; `None` (nothing inserted) only when `incoming` needs its
+/// successor and the successor is in another leaf.
+fn insert_into<'p>(
     node: &mut Arc<Node>,
-    incoming: Parts<'_>,
+    incoming: impl Incoming<'p>,
+    last: bool,
     depth: usize,
-) -> (Option<Entry>, Option<Split>) {
+) -> Option<(Option<Entry>, Option<Split>)> {
     assert!(depth < TREE_DEPTH_MAX, "tree deeper than {TREE_DEPTH_MAX}");
     let node = Arc::make_mut(node);
     node.set_page(None);
     match &mut node.body {
         NodeBody::Leaf(leaf) => {
-            let Parts {
-                key,
-                parts,
-                run: in_run,
-            } = incoming;
+            let key = incoming.key();
+            let in_run = incoming.in_run();
             let below = node.heads.count_below(key, false, |index| leaf.key(index));
             let found = match leaf.get(below) {
                 Some(entry) if entry.key() == key => Ok(below),
@@ -375,17 +453,21 @@ fn insert_into(
                 Ok(position) => position + 1,
                 Err(position) => position,
             };
+            if incoming.needs_next() && after == leaf.len() && !last {
+                return None;
+            }
+            let (head, tail) = incoming.value(leaf.get(after));
             let replaced = match found {
                 Ok(position) => {
                     let replaced = leaf.remove(position);
-                    leaf.insert(position, key, &[], parts);
+                    leaf.insert(position, key, head.as_ref(), tail);
                     Some(replaced)
                 }
                 Err(position) => {
                     let counted = leaf
                         .first()
                         .is_some_and(|first| node.heads.insert(position, key, first.key()));
-                    leaf.insert(position, key, &[], parts);
+                    leaf.insert(position, key, head.as_ref(), tail);
                     if !counted {
                         node.heads =
                             Heads::of(leaf.len(), copy_room(leaf.len()), |index| leaf.key(index));
@@ -401,48 +483,36 @@ fn insert_into(
             node.payload_len = leaf.payload().len();
             let split = (entry_count >= 2 && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
                 .then(|| split_leaf(node, appended, in_run.then_some(position)));
-            (replaced, split)
+            Some((replaced, split))
         }
         NodeBody::Branch { keys, children } => {
             let position = node
                 .heads
-                .count_below(incoming.key, true, |index| &keys[index]);
+                .count_below(incoming.key(), true, |index| &keys[index]);
             debug_assert_eq!(
                 position,
-                keys.partition_point(|separator| !order::less(incoming.key, separator))
+                keys.partition_point(|separator| !order::less(incoming.key(), separator))
             );
-            let (replaced, child_split) = insert_into(&mut children[position], incoming, depth + 1);
-            (replaced, node.take_child_split(position, child_split))
-        }
-    }
-}
-
-impl Node {
-    /// For a branch whose child `position` changed: puts the node that
-    /// child split off (if it did) right after it, and splits this branch
-    /// if it is now overfull; returns that split.
-    pub(super) fn take_child_split(
-        &mut self,
-        position: usize,
-        child_split: Option<Split>,
-    ) -> Option<Split> {
-        let NodeBody::Branch { keys, children } = &mut self.body else {
-            unreachable!("take_child_split on a leaf")
-        };
-        if let Some((separator, right)) = child_split {
-            self.payload_len += branch_key_len(&separator);
-            let counted = keys
-                .first()
-                .is_some_and(|first| self.heads.insert(position, &separator, first));
-            keys.insert(position, separator);
-            children.insert(position + 1, right);
-            if !counted {
-                self.heads = Heads::of(keys.len(), copy_room(keys.len()), |index| &keys[index]);
+            let last = last && position + 1 == children.len();
+            let (replaced, child_split) =
+                insert_into(&mut children[position], incoming, last, depth + 1)?;
+            if let Some((separator, right)) = child_split {
+                node.payload_len += branch_key_len(&separator);
+                let counted = keys
+                    .first()
+                    .is_some_and(|first| node.heads.insert(position, &separator, first));
+                keys.insert(position, separator);
+                children.insert(position + 1, right);
+                if !counted {
+                    node.heads = Heads::of(keys.len(), copy_room(keys.len()), |index| &keys[index]);
+                }
             }
+            let child_count = children.len();
+            let split = (child_count >= BRANCH_SPLIT_CHILDREN_MIN
+                && node.payload_len > NODE_PAYLOAD_BYTES_TARGET)
+                .then(|| split_branch(node));
+            Some((replaced, split))
         }
-        let child_count = children.len();
-        (child_count >= BRANCH_SPLIT_CHILDREN_MIN && self.payload_len > NODE_PAYLOAD_BYTES_TARGET)
-            .then(|| split_branch(self))
     }
 }
 
@@ -468,7 +538,8 @@ pub fn insert_run(root: &mut Arc<Node>, run: &Leaf) {
             parts: &[entry.value()],
             run: true,
         };
-        let (replaced, split) = insert_into(root, incoming, 0);
+        let (replaced, split) =
+            insert_into(root, incoming, true, 0).expect("an entry is inserted wherever it goes");
         grow_root(root, split);
         assert!(replaced.is_none(), "a run's keys are not in the tree");
         next += 1;
@@ -618,9 +689,67 @@ fn split_branch(node: &mut Node) -> Split {
 
 #[cfg(test)]
 mod tests {
-    use super::super::entry::EntryRef;
+    use super::super::test_random::XorShift;
     use super::super::test_tree::{checked_keys, collect, leaves_of, visit};
     use super::*;
+
+    #[test]
+    fn insert_built_sees_the_next_entry_or_changes_nothing() {
+        use std::collections::BTreeMap;
+        let mut random = XorShift(0x2545_F491_4F6C_DD1D);
+        let mut root = Node::empty();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let (mut built, mut deferred) = (0, 0);
+        for round in 0..6000u64 {
+            let key = format!("k{:05}", random.below(3000)).into_bytes();
+            let value = vec![b'v'; 40 + random.below(200) as usize];
+            let expected_next = model
+                .range::<[u8], _>((
+                    std::ops::Bound::Excluded(&key[..]),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .map(|(key, _)| key.clone());
+            let before = root.clone();
+            let mut seen = None;
+            // The value goes in two parts: a head built at the leaf, the
+            // rest given.
+            let (head, tail) = value.split_at(value.len() / 2);
+            let result = insert_built(&mut root, &key, &[tail], |next: Option<EntryRef<'_>>| {
+                seen = Some(next.map(|next| next.key().to_vec()));
+                head.to_vec()
+            });
+            match result {
+                Some(replaced) => {
+                    built += 1;
+                    assert_eq!(seen, Some(expected_next), "round {round}");
+                    assert_eq!(
+                        replaced.map(|entry| entry.value().to_vec()),
+                        model.insert(key.clone(), value.clone())
+                    );
+                }
+                None => {
+                    deferred += 1;
+                    assert_eq!(seen, None, "build is not called");
+                    assert!(expected_next.is_some(), "only a later leaf defers");
+                    let mut unchanged = Vec::new();
+                    collect(&root, &mut unchanged);
+                    let mut earlier = Vec::new();
+                    collect(&before, &mut earlier);
+                    assert_eq!(unchanged, earlier);
+                    insert(&mut root, &key, &value);
+                    model.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let mut held = Vec::new();
+        collect(&root, &mut held);
+        assert_eq!(held, model.into_iter().collect::<Vec<_>>());
+        assert!(
+            built > 1000 && deferred > 10,
+            "both paths taken: {built} / {deferred}"
+        );
+    }
 
     #[test]
     fn insert_many_keeps_order_and_old_roots() {

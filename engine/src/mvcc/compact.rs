@@ -117,9 +117,8 @@ fn step(store: &mut Store, max_entries: usize) -> u64 {
         .compaction_resume
         .take()
         .expect("a step runs only while removal is pending");
-    // The walk reads the index and removes MVCC entries: this batch's
-    // writes go into the tree first.
-    store.flush_pending();
+    // The walk reads the index: the entries of this batch's writes first.
+    store.flush_pending_index();
     let point = store.compact_revision;
     // Fixed-size index keys and one buffer for the MVCC keys: no
     // allocation per doomed key.

@@ -28,7 +28,6 @@ mod history;
 mod key;
 mod key_range;
 mod lease;
-mod pending;
 mod persister;
 mod revision;
 mod store;

@@ -9,14 +9,12 @@
 //! the persists (`defrag.rs`).
 
 use super::lease::LeaseRecord;
-use super::pending::PendingPuts;
 use super::persister::{Job, JobDone, JobKind, Outcome, Persister};
 use super::revision::Revision;
 use super::txn::WriteBatch;
 use super::view::ReadView;
 use crate::btree::{
-    fit_changed, insert_run, merge_changed, merge_run, CommitMeta, DroppedCommit, Leaf, Node,
-    TreeFile,
+    fit_changed, insert_run, merge_changed, CommitMeta, DroppedCommit, Leaf, Node, TreeFile,
 };
 use crate::error::StoreError;
 use crate::io::{FileSystem, StorageFile};
@@ -109,14 +107,11 @@ pub struct Store {
     pub(crate) put_key_scratch: Vec<u8>,
     /// Revision index entries written since the last flush, in revision
     /// order, inserted into the tree as one run
-    /// ([`Store::flush_pending`]) before anything reads the index
+    /// ([`Store::flush_pending_index`]) before anything reads the index
     /// or the root leaves the writer: at publish, before a persist or
     /// defrag captures the root, before a compaction step walks the index,
     /// and when it reaches [`PENDING_INDEX_BYTES_MAX`].
     pub(crate) pending_index: Leaf,
-    /// MVCC entries written since the last flush, merged into the tree
-    /// sorted ([`Store::flush_pending`], `pending.rs`).
-    pub(crate) pending_puts: PendingPuts,
 }
 
 /// Bytes of revision index entries a store holds back at most before it
@@ -230,7 +225,6 @@ impl Store {
             last_persist: Instant::now(),
             put_key_scratch: Vec::new(),
             pending_index: Leaf::new(),
-            pending_puts: PendingPuts::default(),
         })
     }
 
@@ -290,15 +284,9 @@ impl Store {
         WriteBatch::new(self)
     }
 
-    /// Puts everything held back into the tree: the MVCC entries
-    /// ([`Store::pending_puts`]), merged a leaf at a time, and the
-    /// revision index entries ([`Store::pending_index`]) as one run.
-    pub(crate) fn flush_pending(&mut self) {
-        if !self.pending_puts.is_empty() {
-            self.pending_puts.sort();
-            merge_run(&mut self.root, &self.pending_puts);
-            self.pending_puts.clear();
-        }
+    /// Inserts the revision index entries held back ([`Store::pending_index`])
+    /// into the tree.
+    pub(crate) fn flush_pending_index(&mut self) {
         if !self.pending_index.is_empty() {
             insert_run(&mut self.root, &self.pending_index);
             self.pending_index.clear();
@@ -312,7 +300,7 @@ impl Store {
             self.applied_index
         );
         self.applied_index = applied_index;
-        self.flush_pending();
+        self.flush_pending_index();
         // The nodes this batch changed stop growing here: neighbours it
         // left small merge, and leaves are cut back (`btree/leaf.rs`).
         merge_changed(&mut self.root);
@@ -443,7 +431,7 @@ impl Store {
     /// counters) when the file already holds exactly this state.
     fn begin_persist(&mut self) -> Option<Job> {
         assert!(self.in_flight.is_none(), "one job in flight at most");
-        self.flush_pending();
+        self.flush_pending_index();
         self.last_persist = Instant::now();
         let unchanged = self.root.page().is_some()
             && self.applied_index == self.persisted_index
@@ -463,7 +451,7 @@ impl Store {
     /// job will carry.
     pub(super) fn begin_job(&mut self, kind: JobKind) -> Job {
         assert!(self.in_flight.is_none(), "one job in flight at most");
-        self.flush_pending();
+        self.flush_pending_index();
         let meta = CommitMeta {
             applied_index: self.applied_index,
             revision: self.revision,
@@ -530,7 +518,7 @@ impl Store {
     /// MVCC entries in the working tree, lease records not counted (one
     /// full scan: for tests and diagnostics, not for hot paths).
     pub fn tree_entry_count(&self) -> u64 {
-        super::compact::entry_count(&self.root) + self.pending_puts.len() as u64
+        super::compact::entry_count(&self.root)
     }
 
     /// Bytes the tree file uses, as of the last persist or defrag outcome

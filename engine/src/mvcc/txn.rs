@@ -11,12 +11,11 @@ use super::key::{
     push_revision_suffix, put_header, revision_of, IndexRecord, PUT_HEADER_BYTES,
     REVISION_SUFFIX_BYTES,
 };
-use super::pending::PENDING_PUTS_BYTES_MAX;
 use super::revision::Revision;
 use super::store::{Store, PENDING_INDEX_BYTES_MAX};
-use super::view::{key_value_of, range, scan_visible, ScanOrder};
+use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
 use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
-use crate::btree::{entry_at_or_after, Entry, EntryRef};
+use crate::btree::{insert_built, insert_parts, Entry, EntryRef};
 use crate::error::MvccError;
 
 /// Changes one transaction may make (etcd's default max-txn-ops is 128;
@@ -146,10 +145,8 @@ impl Txn<'_> {
         }
     }
 
-    /// etcd's Range inside the txn (sees this txn's earlier writes, and
-    /// the batch's: what is held back goes into the tree first).
-    pub fn range(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.store.flush_pending();
+    /// etcd's Range inside the txn (sees this txn's earlier writes).
+    pub fn range(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         range(
             &self.store.root,
             options,
@@ -161,8 +158,7 @@ impl Txn<'_> {
 
     /// [`Txn::range`] in descending key order, as
     /// [`super::ReadView::range_descending`].
-    pub fn range_descending(&mut self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.store.flush_pending();
+    pub fn range_descending(&self, options: &RangeOptions) -> Result<RangeResult, MvccError> {
         range(
             &self.store.root,
             options,
@@ -196,7 +192,8 @@ impl Txn<'_> {
         key_buffer.truncate(prefix_len);
         push_revision_suffix(key_buffer, revision);
         let value_bytes = value_parts.iter().map(|part| part.len()).sum();
-        self.hold(key_buffer, value_parts);
+        let replaced = insert_parts(&mut self.store.root, key_buffer, value_parts);
+        assert!(replaced.is_none(), "revision written twice");
         self.index(key_buffer, prefix_len, value_bytes, tombstone, previous_put);
     }
 
@@ -229,7 +226,7 @@ impl Txn<'_> {
             .is_none_or(|last| last.key() < index_key.as_slice()));
         pending.insert(pending.len(), &index_key, &index_header, &[prefix]);
         if pending.payload().len() >= PENDING_INDEX_BYTES_MAX {
-            self.store.flush_pending();
+            self.store.flush_pending_index();
         }
         self.store.ops_since_persist += 1;
         self.store.dirty_bytes_since_persist +=
@@ -239,8 +236,13 @@ impl Txn<'_> {
 
     /// Puts `key`; returns its event ([`Event::prev_kv`] is the previous
     /// kv). Version increments; create_revision is kept, and reset after a
-    /// delete. The entry is held back with the batch's others and merged
-    /// into the tree with them (`pending.rs`).
+    /// delete.
+    ///
+    /// The key's newest revision is the entry right after the new one in
+    /// tree order (revisions of a key order newest first), so the put reads
+    /// it in the same descent that inserts the new entry
+    /// ([`insert_built`]), and descends a second time only when that entry
+    /// is in the next leaf.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> &Event {
         let mut key_buffer = std::mem::take(&mut self.store.put_key_scratch);
         key_buffer.clear();
@@ -248,7 +250,55 @@ impl Txn<'_> {
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
-        let (newest, previous) = self.newest_before(&key_buffer, prefix_len);
+        // The key's newest entry, and a copy of it if it is a put (the
+        // event's previous state).
+        let mut newest: Option<Newest> = None;
+        let mut previous: Option<Entry> = None;
+        let header = |newest: &Option<Newest>| {
+            let (create_revision, version) = match newest {
+                Some(Newest::Put {
+                    create_revision,
+                    version,
+                    ..
+                }) => (*create_revision, version + 1),
+                _ => (revision.main, 1),
+            };
+            put_header(create_revision, version, lease)
+        };
+        let inserted = insert_built(
+            &mut self.store.root,
+            &key_buffer,
+            &[value],
+            |next: Option<EntryRef<'_>>| {
+                let next = next.filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len]);
+                newest = next.map(Newest::of);
+                previous = next
+                    .filter(|_| matches!(newest, Some(Newest::Put { .. })))
+                    .map(|next| next.to_entry());
+                header(&newest)
+            },
+        );
+        let replaced = match inserted {
+            Some(replaced) => replaced,
+            None => {
+                // The newest revision is in the next leaf: look it up.
+                let mut seek_key = key_buffer[..prefix_len].to_vec();
+                push_revision_suffix(&mut seek_key, Revision::new(self.main, i64::MAX));
+                previous = newest_at(&self.store.root, &seek_key);
+                newest = previous
+                    .as_ref()
+                    .map(|entry| Newest::of(entry.as_entry_ref()));
+                if !matches!(newest, Some(Newest::Put { .. })) {
+                    previous = None;
+                }
+                insert_parts(
+                    &mut self.store.root,
+                    &key_buffer,
+                    &[&header(&newest), value],
+                )
+            }
+        };
+        assert!(replaced.is_none(), "revision written twice");
         let (previous_put, create_revision, version) = match newest {
             Some(Newest::Put {
                 revision: previous,
@@ -257,10 +307,6 @@ impl Txn<'_> {
             }) => (Some(previous), create_revision, version + 1),
             _ => (None, revision.main, 1),
         };
-        self.hold(
-            &key_buffer,
-            &[&put_header(create_revision, version, lease), value],
-        );
         self.index(
             &key_buffer,
             prefix_len,
@@ -286,35 +332,6 @@ impl Txn<'_> {
         self.events.last().expect("just pushed")
     }
 
-    /// What the newest entry of a key says, and a copy of it if it is a
-    /// put (an event's previous state), given the MVCC key of the key's
-    /// next revision (`prefix_len` bytes of prefix, then the suffix):
-    /// the newest entry held back if there is one (it is newer than the
-    /// tree's), else the tree's, which sorts right after that key (a
-    /// key's revisions go newest first).
-    fn newest_before(&self, mvcc_key: &[u8], prefix_len: usize) -> (Option<Newest>, Option<Entry>) {
-        let prefix = &mvcc_key[..prefix_len];
-        let entry = self.store.pending_puts.newest(prefix).or_else(|| {
-            entry_at_or_after(&self.store.root, mvcc_key)
-                .filter(|entry| prefix_of(entry.key()) == prefix)
-        });
-        let newest = entry.map(Newest::of);
-        let previous = entry
-            .filter(|_| matches!(newest, Some(Newest::Put { .. })))
-            .map(|entry| entry.to_entry());
-        (newest, previous)
-    }
-
-    /// Holds back the MVCC entry `mvcc_key` with a value of `value_parts`
-    /// (`pending.rs`), merging what is held into the tree once it reaches
-    /// its bound.
-    fn hold(&mut self, mvcc_key: &[u8], value_parts: &[&[u8]]) {
-        self.store.pending_puts.push(mvcc_key, value_parts);
-        if self.store.pending_puts.bytes() >= PENDING_PUTS_BYTES_MAX {
-            self.store.flush_pending();
-        }
-    }
-
     /// Deletes `[key, range_end)` (etcd's range rules); returns the deleted
     /// kvs as they were, and writes a tombstone for each.
     pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
@@ -323,8 +340,6 @@ impl Txn<'_> {
             range_end,
             ..RangeOptions::default()
         };
-        // The scan reads the tree: what is held back goes in first.
-        self.store.flush_pending();
         let mut live = Vec::new();
         scan_visible(&self.store.root, &options, self.main, |entry| {
             if matches!(decode_value(entry.value()), ValueRecord::Put { .. }) {

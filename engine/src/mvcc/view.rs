@@ -8,7 +8,8 @@ use super::key::{decode_value, prefix_of, revision_of, user_key_of, ValueRecord}
 use super::key_range::KeyRange;
 use super::{KeyValue, LeaseRecord, RangeOptions, RangeResult};
 use crate::btree::{
-    write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, EntryRef, Node,
+    write_tree_copy, write_tree_copy_in, write_tree_copy_to, CommitMeta, Cursor, Entry, EntryRef,
+    Node,
 };
 use crate::error::{MvccError, StoreError};
 use crate::io::{FileSystem, StorageFile};
@@ -348,6 +349,19 @@ fn scan_descending(root: &Node, options: &RangeOptions, read_revision: i64) -> R
         }
     }
     collector.finish()
+}
+
+/// The newest entry at or below `seek_key`'s main revision of the user key
+/// whose MVCC prefix `seek_key` has (seek keys carry sub `i64::MAX`), if
+/// any.
+pub(crate) fn newest_at(root: &Node, seek_key: &[u8]) -> Option<Entry> {
+    let cursor = Cursor::seek(root, seek_key);
+    let entry = cursor.current()?;
+    if prefix_of(entry.key()) != prefix_of(seek_key) {
+        return None;
+    }
+    debug_assert!(revision_of(entry.key()) <= revision_of(seek_key));
+    Some(entry.to_entry())
 }
 
 pub(crate) fn key_value_of(entry: EntryRef<'_>, keys_only: bool) -> KeyValue {
