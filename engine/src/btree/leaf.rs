@@ -439,7 +439,7 @@ impl Leaf {
 
     /// Appends `source`'s entries `first..end` (keys above this leaf's)
     /// with one copy of their bytes.
-    pub fn append_run(&mut self, source: &Leaf, first: usize, end: usize) {
+    pub(super) fn append_run(&mut self, source: &Leaf, first: usize, end: usize) {
         if first == end {
             return;
         }
