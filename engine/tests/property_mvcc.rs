@@ -153,11 +153,7 @@ fn random_ops_match_model_at_past_revisions() {
                     0..=5 => {
                         let value = format!("v{round}-{}", rng.random_range(0..1000)).into_bytes();
                         txn.put(&key, &value, 0);
-                        let (create, version) = match model.get(&key) {
-                            Some((create, _, version, _)) => (*create, version + 1),
-                            None => (main, 1),
-                        };
-                        model.insert(key, (create, main, version, value));
+                        model_put(&mut model, key, main, value);
                         changed = true;
                     }
                     6..=8 => {
@@ -212,6 +208,18 @@ fn random_ops_match_model_at_past_revisions() {
     }
 }
 
+/// A put of `key` at main revision `main` in the model (version up by
+/// one, create revision kept, both fresh for a new key); returns the
+/// key's (create, version).
+fn model_put(model: &mut Model, key: Vec<u8>, main: i64, value: Vec<u8>) -> (i64, i64) {
+    let (create, version) = match model.get(&key) {
+        Some((create, _, version, _)) => (*create, version + 1),
+        None => (main, 1),
+    };
+    model.insert(key, (create, main, version, value));
+    (create, version)
+}
+
 /// The state a model gives `key`: (create, mod, version, value).
 fn model_kv(model: &Model, key: &[u8]) -> Option<keel_engine::KeyValue> {
     model
@@ -257,15 +265,12 @@ fn batches_of_many_txns_match_the_model() {
                             let value = format!("v{round}-{}", rng.random_range(0..1000));
                             let event = txn.put(&key, value.as_bytes(), 0);
                             assert_eq!(event.prev_kv(), model_kv(&model, &key), "{key:?}");
-                            let (create, version) = match model.get(&key) {
-                                Some((create, _, version, _)) => (*create, version + 1),
-                                None => (main, 1),
-                            };
+                            let (create, version) =
+                                model_put(&mut model, key, main, value.into_bytes());
                             assert_eq!(
                                 (event.kv.create_revision, event.kv.version),
                                 (create, version)
                             );
-                            model.insert(key, (create, main, version, value.into_bytes()));
                             changed = true;
                         }
                         7..=8 => {
@@ -311,10 +316,9 @@ fn batches_of_many_txns_match_the_model() {
                 }
             }
             applied += 1;
-            if round % 11 == 5 {
-                // Dropped without commit: published with the next batch.
-                drop(batch);
-            } else {
+            // Every eleventh batch is dropped without commit (at the end of
+            // this block): the next batch's commit publishes it.
+            if round % 11 != 5 {
                 batch.commit(applied);
             }
             assert_eq!(store.revision(), history.len() as i64 - 1);
