@@ -179,7 +179,7 @@ impl<'a> Cursor<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::node::insert;
+    use super::super::insert::insert;
     use super::*;
 
     #[test]

@@ -314,7 +314,8 @@ fn merge_with_right(keys: &mut Vec<Arc<[u8]>>, children: &mut Vec<Arc<Node>>, le
 #[cfg(test)]
 mod tests {
     use super::super::entry::EntryRef;
-    use super::super::node::{fit_changed, insert};
+    use super::super::insert::insert;
+    use super::super::node::fit_changed;
     use super::super::test_random::XorShift;
     use super::super::test_tree::{
         checked_keys, collect, leaf, leaf_count, leaves_of, mark_written, pages_of, separator,

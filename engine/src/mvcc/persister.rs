@@ -21,7 +21,7 @@
 //! # Why the writer may keep applying batches meanwhile
 //!
 //! The tree is copy-on-write over `Arc<Node>`, and the only code that
-//! changes a node is `btree::node::insert` (deletes are tombstone inserts):
+//! changes a node is `btree::insert` (deletes are tombstone inserts):
 //! it walks down from the writer's `&mut Arc<Node>` root with
 //! `Arc::make_mut`, which copies any node whose strong count is above 1 (the
 //! copy's `Clone` clears its page: it is dirty) and changes in place only a
