@@ -61,6 +61,7 @@ impl Heads {
     }
 
     /// How many keys there are heads of.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.words.len()
     }

@@ -17,8 +17,9 @@
 //! whole leaf's buffer ([`FULL_LEAF_CAPACITY_BYTES`]), which holds it
 //! however many entries the batch inserts until it splits, and when the
 //! batch commits every leaf it changed is cut back to fit ([`Leaf::fit`],
-//! `node::fit_changed`): a later batch copies the leaf again rather than
-//! growing it, so room left in a published leaf would only be wasted.
+//! `node::fit_changed`) unless it nearly fills its buffer: a later batch
+//! copies the leaf again rather than growing it, so room left in a
+//! published leaf would only be wasted.
 //! Whole-leaf buffers are reused: a leaf cut back, or dropped (the old
 //! copies a published view held) on the writing thread, gives its buffer
 //! to that thread's bounded spare list, which the next copies take from,
@@ -34,8 +35,14 @@ pub const ENTRY_HEADER_BYTES: usize = 8;
 
 /// Room a copied or split leaf's buffer gets beyond its bytes, at least.
 const COPY_ROOM_BYTES_MIN: usize = 512;
-/// Room [`Leaf::fit`] leaves a buffer, at most.
-const FIT_SLACK_BYTES: usize = 64;
+/// Room [`Leaf::fit`] leaves a buffer, at most: a leaf within this of its
+/// whole-leaf buffer keeps it (at most an eighth of the buffer unused)
+/// instead of being copied once more at commit, and its buffer goes back
+/// to the spare list when the leaf is dropped. At 64 bytes, a batch of
+/// 1000 puts over a key range copied nearly every leaf it changed twice;
+/// at 1024 it ran about 7% faster (median of six alternating runs) and
+/// the server's peak RSS after 100k puts did not move.
+pub(super) const FIT_SLACK_BYTES: usize = 1024;
 /// The buffer a leaf fills before it splits, and one more small entry.
 pub const FULL_LEAF_CAPACITY_BYTES: usize = NODE_PAYLOAD_BYTES_TARGET + COPY_ROOM_BYTES_MIN;
 

@@ -96,18 +96,24 @@ impl Clone for Node {
     /// path `Arc::make_mut` copies), so each list gets room for a few more
     /// items: the first insert into a copy would otherwise reallocate it.
     fn clone(&self) -> Node {
-        let body = match &self.body {
-            NodeBody::Leaf(leaf) => NodeBody::Leaf(leaf.copy_with_room(copy_room(leaf.len()))),
-            NodeBody::Branch { keys, children } => NodeBody::Branch {
-                keys: copy_with_room(keys),
-                children: copy_with_room(children),
-            },
+        let (body, room) = match &self.body {
+            NodeBody::Leaf(leaf) => {
+                let room = leaf_copy_room(leaf.len(), self.payload_len);
+                (NodeBody::Leaf(leaf.copy_with_room(room)), room)
+            }
+            NodeBody::Branch { keys, children } => (
+                NodeBody::Branch {
+                    keys: copy_with_room(keys),
+                    children: copy_with_room(children),
+                },
+                copy_room(keys.len()),
+            ),
         };
         Node {
             page: AtomicU64::new(0),
             subtree_pages: AtomicU64::new(0),
             payload_len: self.payload_len,
-            heads: self.heads.copy_with_room(copy_room(self.heads.len())),
+            heads: self.heads.copy_with_room(room),
             body,
         }
     }
@@ -122,6 +128,21 @@ const COPY_ROOM_ITEMS_MIN: usize = 4;
 /// Room a copy of a list of `len` items gets.
 pub(super) fn copy_room(len: usize) -> usize {
     COPY_ROOM_ITEMS_MIN.max(len / 2)
+}
+
+/// Entries a copied leaf of `len` entries and `payload_len` bytes gets
+/// room for: as many more as fit before it splits, if they are the size
+/// of its own on average, and at most `len` (a near-empty leaf is not
+/// given room for a whole leaf). Less room than that and a batch
+/// inserting into every key of a leaf reallocates its entry starts and
+/// heads on the way (glibc's `realloc` takes the slow path).
+fn leaf_copy_room(len: usize, payload_len: usize) -> usize {
+    let at_split = (len * NODE_PAYLOAD_BYTES_TARGET)
+        .checked_div(payload_len)
+        .unwrap_or(0);
+    at_split
+        .saturating_sub(len)
+        .clamp(COPY_ROOM_ITEMS_MIN, len.max(COPY_ROOM_ITEMS_MIN))
 }
 
 fn copy_with_room<T: Clone>(items: &[T]) -> Vec<T> {
@@ -321,6 +342,7 @@ pub fn fit_changed(node: &mut Arc<Node>) {
 mod tests {
     use super::super::entry::EntryRef;
     use super::super::insert::insert;
+    use super::super::leaf::FIT_SLACK_BYTES;
     use super::super::test_tree::{checked_keys, collect, leaves_of};
     use super::*;
 
@@ -355,7 +377,9 @@ mod tests {
         // Leaves grow in whole-leaf buffers until fitted.
         assert!(leaves_of(&root).iter().any(|leaf| spare_bytes(leaf) > 1024));
         fit_changed(&mut root);
-        assert!(leaves_of(&root).iter().all(|leaf| spare_bytes(leaf) <= 64));
+        assert!(leaves_of(&root)
+            .iter()
+            .all(|leaf| spare_bytes(leaf) <= FIT_SLACK_BYTES));
         let published = root.clone();
         let published_leaves = leaves_of(&published);
         let mut expected = Vec::new();
@@ -374,7 +398,9 @@ mod tests {
         fit_changed(&mut clone);
         assert!(Arc::ptr_eq(&clone, &published));
         fit_changed(&mut root);
-        assert!(leaves_of(&root).iter().all(|leaf| spare_bytes(leaf) <= 64));
+        assert!(leaves_of(&root)
+            .iter()
+            .all(|leaf| spare_bytes(leaf) <= FIT_SLACK_BYTES));
         let mut after = Vec::new();
         collect(&published, &mut after);
         assert_eq!(after, expected, "the published tree is untouched");

@@ -108,9 +108,11 @@ pub fn key_prefix(user_key: &[u8]) -> Vec<u8> {
 /// Appends [`key_prefix`] of `user_key` to `out`.
 pub fn push_key_prefix(out: &mut Vec<u8>, user_key: &[u8]) {
     out.reserve(user_key.len() + TERMINATOR.len() + REVISION_SUFFIX_BYTES);
-    for &byte in user_key {
-        out.push(byte);
-        if byte == 0x00 {
+    // A copy per run of bytes up to and including a 0x00 (most keys have
+    // none: one copy), not a push per byte.
+    for run in user_key.split_inclusive(|&byte| byte == 0x00) {
+        out.extend_from_slice(run);
+        if run.last() == Some(&0x00) {
             out.push(ESCAPE);
         }
     }
@@ -169,14 +171,14 @@ pub fn user_key_of(tree_key: &[u8]) -> Vec<u8> {
     let prefix = prefix_of(tree_key);
     let escaped = &prefix[..prefix.len() - TERMINATOR.len()];
     let mut out = Vec::with_capacity(escaped.len());
-    let mut bytes = escaped.iter();
-    while let Some(&byte) = bytes.next() {
-        out.push(byte);
-        if byte == 0x00 {
-            let escape = bytes.next();
-            assert_eq!(escape, Some(&ESCAPE), "bad key escape");
-        }
+    // A copy per run up to and including a 0x00, whose escape is skipped.
+    let mut rest = escaped;
+    while let Some(zero) = rest.iter().position(|&byte| byte == 0x00) {
+        out.extend_from_slice(&rest[..=zero]);
+        assert_eq!(rest.get(zero + 1), Some(&ESCAPE), "bad key escape");
+        rest = &rest[zero + 2..];
     }
+    out.extend_from_slice(rest);
     out
 }
 
@@ -390,7 +392,14 @@ mod tests {
             encode_key(b"b", Revision::new(1, 0)),
         ];
         assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
-        for user_key in [&b""[..], b"\x00", b"a\x00b\x00", b"xyz"] {
+        for user_key in [
+            &b""[..],
+            b"\x00",
+            b"\x00\x00",
+            b"a\x00b\x00",
+            b"a\x00\x00bc",
+            b"xyz",
+        ] {
             let key = encode_key(user_key, Revision::new(7, 3));
             assert_eq!(user_key_of(&key), user_key);
             assert_eq!(revision_of(&key), Revision::new(7, 3));
