@@ -55,7 +55,7 @@ fn expected_chunk(
         .iter()
         .filter(|((main, _), event)| {
             (start_revision..=view_revision).contains(main)
-                && in_range(&event.kv.key, key, range_end)
+                && in_range(&event.kv().key, key, range_end)
         })
         .collect();
     let mut events: Vec<Event> = Vec::new();
@@ -70,7 +70,7 @@ fn expected_chunk(
     let next_revision = if taken == wanted.len() {
         view_revision + 1
     } else {
-        events.last().unwrap().kv.mod_revision + 1
+        events.last().unwrap().kv().mod_revision + 1
     };
     HistoryChunk {
         events,
@@ -126,7 +126,7 @@ fn random_batch(store: &mut Store, rng: &mut StdRng, log: &mut Vec<LoggedEvent>,
         }
         let events = txn.end();
         for (sub, event) in events.into_iter().enumerate() {
-            log.push(((event.kv.mod_revision, sub as i64), event));
+            log.push(((event.kv().mod_revision, sub as i64), event));
         }
     }
     if rng.random_bool(0.1) {
@@ -197,11 +197,11 @@ fn check_resume(view: &ReadView, log: &[LoggedEvent], rng: &mut StdRng) {
         let one_revision = chunk
             .events
             .windows(2)
-            .all(|pair| pair[0].kv.mod_revision == pair[1].kv.mod_revision);
+            .all(|pair| pair[0].kv().mod_revision == pair[1].kv().mod_revision);
         assert!(chunk.events.len() <= max_events || one_revision);
         assert!(chunk.next_revision > next, "progress");
         if let Some(last) = chunk.events.last() {
-            assert!(last.kv.mod_revision < chunk.next_revision);
+            assert!(last.kv().mod_revision < chunk.next_revision);
         }
         next = chunk.next_revision;
         all.extend(chunk.events);
@@ -324,7 +324,7 @@ fn prev_kv_after_compaction_is_what_the_tree_still_holds() {
         .iter()
         .map(|event| {
             (
-                event.kv.mod_revision,
+                event.kv().mod_revision,
                 event.prev_kv().as_ref().map(|prev| prev.mod_revision),
             )
         })
@@ -357,14 +357,14 @@ fn prev_kv_after_compaction_is_what_the_tree_still_holds() {
             Some(kv(b"b", b"1", 5, 5, 1))
         )
     );
-    assert_eq!(chunk.events[5].kv, kv(b"c", b"2", 4, 9, 2));
+    assert_eq!(chunk.events[5].kv(), kv(b"c", b"2", 4, 9, 2));
 
     // Compacting past 7 drops a@3: a@7's prev is gone from the tree.
     compact(&mut store, 7);
     let view = store.reader().view();
     let chunk = view.events(b"a", b"", 7, 100).unwrap();
     assert_eq!(chunk.events.len(), 1);
-    assert_eq!(chunk.events[0].kv, kv(b"a", b"3", 2, 7, 3));
+    assert_eq!(chunk.events[0].kv(), kv(b"a", b"3", 2, 7, 3));
     assert_eq!(chunk.events[0].prev_kv(), None);
 }
 
@@ -381,7 +381,7 @@ fn tombstone_at_the_compaction_point_is_gone() {
     // compaction (as in etcd, which removes it from the backend too).
     let chunk = view.events(b"\x00", b"\x00", deleted_at, 10).unwrap();
     assert_eq!(chunk.events.len(), 1);
-    assert_eq!(chunk.events[0].kv.key, b"b");
+    assert_eq!(chunk.events[0].kv().key, b"b");
     assert_eq!(
         view.events(b"a", b"", deleted_at - 1, 10),
         Err(MvccError::Compacted)
@@ -409,8 +409,11 @@ fn one_revision_is_never_split() {
     assert_eq!(chunk.next_revision, 3);
     let chunk = view.events(b"k", b"l", 3, 10).unwrap();
     assert_eq!(chunk.events.len(), 50, "revision 3 alone, whole");
-    assert!(chunk.events.iter().all(|event| event.kv.mod_revision == 3));
-    let keys: Vec<Vec<u8>> = chunk.events.iter().map(|e| e.kv.key.clone()).collect();
+    assert!(chunk
+        .events
+        .iter()
+        .all(|event| event.kv().mod_revision == 3));
+    let keys: Vec<Vec<u8>> = chunk.events.iter().map(|e| e.kv().key.clone()).collect();
     let expected: Vec<Vec<u8>> = (0..50).map(|n| format!("k{n:02}").into_bytes()).collect();
     assert_eq!(keys, expected, "sub revision order");
     assert_eq!(chunk.events[0].prev_kv().as_ref().unwrap().value, b"first");
@@ -468,7 +471,7 @@ fn long_key_histories_chunk_by_revision() {
             txn.put(&key, format!("{round}").as_bytes(), 0);
         }
         for (sub, event) in txn.end().into_iter().enumerate() {
-            log.push(((event.kv.mod_revision, sub as i64), event));
+            log.push(((event.kv().mod_revision, sub as i64), event));
         }
         batch.commit(applied);
     }

@@ -268,7 +268,7 @@ fn batches_of_many_txns_match_the_model() {
                             let (create, version) =
                                 model_put(&mut model, key, main, value.into_bytes());
                             assert_eq!(
-                                (event.kv.create_revision, event.kv.version),
+                                (event.kv().create_revision, event.kv().version),
                                 (create, version)
                             );
                             changed = true;

@@ -100,7 +100,7 @@ fn delete_event_has_key_and_revision_only() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::Delete);
     assert_eq!(
-        events[0].kv,
+        events[0].kv(),
         KeyValue {
             key: b"a".to_vec(),
             mod_revision: 3,
@@ -326,7 +326,7 @@ fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
     assert_eq!(deleted.len(), 1);
     let events = txn.end();
     assert_eq!(events.len(), 4);
-    assert!(events.iter().all(|event| event.kv.mod_revision == 3));
+    assert!(events.iter().all(|event| event.mod_revision() == 3));
     // Two txns in one batch: two revisions, published together.
     let mut txn = batch.txn();
     txn.put(b"c", b"1", 0);
@@ -461,9 +461,9 @@ fn puts_across_leaves_follow_a_model() {
         let last = events.last().unwrap();
         assert_eq!(
             (
-                last.kv.create_revision,
-                last.kv.mod_revision,
-                last.kv.version
+                last.kv().create_revision,
+                last.kv().mod_revision,
+                last.kv().version
             ),
             (entry.0, entry.1, entry.2)
         );

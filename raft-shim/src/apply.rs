@@ -136,7 +136,7 @@ fn apply_compaction(
 pub fn revision_after(revision_before: i64, events: &[Event]) -> i64 {
     let newest = events
         .iter()
-        .map(|event| event.kv.mod_revision)
+        .map(|event| event.mod_revision())
         .max()
         .unwrap_or(revision_before);
     debug_assert!(events

@@ -182,7 +182,7 @@ impl Lessor {
         for event in events {
             let previous = event.prev_lease();
             let current = match event.kind {
-                EventKind::Put => event.kv.lease,
+                EventKind::Put => event.lease(),
                 EventKind::Delete => 0,
             };
             if previous == current {
@@ -190,11 +190,11 @@ impl Lessor {
             }
             if previous != 0 {
                 if let Some(lease) = self.leases.get_mut(&previous) {
-                    lease.keys.remove(&event.kv.key);
+                    lease.keys.remove(event.key());
                 }
             }
             if current != 0 {
-                self.attach(current, &event.kv.key);
+                self.attach(current, event.key());
             }
         }
     }

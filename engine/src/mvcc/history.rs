@@ -34,8 +34,8 @@ use super::key::{
 };
 use super::key_range::KeyRange;
 use super::revision::Revision;
-use super::view::{key_value_of, ReadView};
-use super::{Event, EventKind, KeyValue};
+use super::view::ReadView;
+use super::{Event, EventKind, KvMeta};
 use crate::btree::{Cursor, EntryRef, Node};
 use crate::error::MvccError;
 use std::cmp::Ordering;
@@ -147,7 +147,7 @@ fn events_by_revision(
     let mut full = false;
     let mut scanned = 0usize;
     let mut cursor = Cursor::seek(root, &index_key(Revision::new(start_revision, 0)));
-    let after_last = |events: &[Event]| events.last().expect("not empty").kv.mod_revision + 1;
+    let after_last = |events: &[Event]| events.last().expect("not empty").mod_revision() + 1;
     let next_revision = loop {
         let revision = cursor
             .current()
@@ -312,23 +312,31 @@ fn collect_key<'a>(
 
 /// The event an MVCC entry records, as [`super::Txn`] reports it.
 fn event_of(entry: EntryRef<'_>, revision: Revision, previous: Option<EntryRef<'_>>) -> Event {
-    let previous = previous
-        .filter(|older| matches!(decode_value(older.value()), ValueRecord::Put { .. }))
-        .map(|older| older.to_entry());
-    let (kind, kv) = match decode_value(entry.value()) {
-        ValueRecord::Put { .. } => (EventKind::Put, key_value_of(entry, false)),
-        ValueRecord::Tombstone => (
-            EventKind::Delete,
-            KeyValue {
-                key: user_key_of(entry.key()),
+    let previous =
+        previous.filter(|older| matches!(decode_value(older.value()), ValueRecord::Put { .. }));
+    let key = user_key_of(entry.key());
+    match decode_value(entry.value()) {
+        ValueRecord::Put {
+            create_revision,
+            version,
+            lease,
+            value,
+        } => {
+            let meta = KvMeta {
+                create_revision,
                 mod_revision: revision.main,
-                ..KeyValue::default()
-            },
-        ),
-    };
-    match previous {
-        Some(previous) => Event::after_entry(kind, kv, previous),
-        None => Event::new(kind, kv, None),
+                version,
+                lease,
+            };
+            Event::build(EventKind::Put, &key, &[value], meta, previous)
+        }
+        ValueRecord::Tombstone => {
+            let meta = KvMeta {
+                mod_revision: revision.main,
+                ..KvMeta::default()
+            };
+            Event::build(EventKind::Delete, &key, &[], meta, previous)
+        }
     }
 }
 
@@ -427,7 +435,7 @@ impl Collector {
             .map(|pending| pending.event)
             .collect();
         let next_revision = match events.last() {
-            Some(last) if capped => last.kv.mod_revision + 1,
+            Some(last) if capped => last.mod_revision() + 1,
             _ => after_view,
         };
         HistoryChunk {
@@ -439,6 +447,7 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
+    use super::super::KeyValue;
     use super::*;
 
     fn event(main: i64) -> Event {
@@ -491,7 +500,7 @@ mod tests {
                     }
                     expected.extend(group.iter().map(|revision| revision.main));
                 }
-                let got: Vec<i64> = chunk.events.iter().map(|e| e.kv.mod_revision).collect();
+                let got: Vec<i64> = chunk.events.iter().map(|e| e.mod_revision()).collect();
                 assert_eq!(got, expected, "max {max_events}, stride {stride}");
                 let next = if expected.len() == all.len() {
                     60

@@ -211,6 +211,16 @@ pub fn encode_put(create_revision: i64, version: i64, lease: i64, value: &[u8]) 
 /// The bytes of a put record before the user value.
 pub fn put_header(create_revision: i64, version: i64, lease: i64) -> [u8; PUT_HEADER_BYTES] {
     assert!(create_revision > 0 && version > 0);
+    put_header_unchecked(create_revision, version, lease)
+}
+
+/// [`put_header`] for any revisions, as an event made from a given kv
+/// keeps it (`event.rs`); never written to the tree.
+pub fn put_header_unchecked(
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+) -> [u8; PUT_HEADER_BYTES] {
     let mut out = [0u8; PUT_HEADER_BYTES];
     out[0] = VALUE_TAG_PUT;
     out[1..9].copy_from_slice(&create_revision.to_le_bytes());

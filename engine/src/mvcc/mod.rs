@@ -23,6 +23,7 @@
 
 mod compact;
 mod defrag;
+mod event;
 mod hash;
 mod history;
 mod key;
@@ -35,6 +36,7 @@ mod txn;
 mod view;
 
 pub use compact::COMPACTION_BATCH_KEYS_MAX;
+pub use event::{Event, EventKind, KvMeta};
 pub use history::{HistoryChunk, HistoryWalk, INDEX_SCAN_MAX};
 pub use lease::LeaseRecord;
 pub use revision::Revision;
@@ -57,106 +59,6 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     /// Lease id, 0 = none.
     pub lease: i64,
-}
-
-/// What an event did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A put.
-    Put,
-    /// A delete.
-    Delete,
-}
-
-/// One change made by a transaction (etcd's mvccpb.Event).
-#[derive(Clone)]
-pub struct Event {
-    /// Put or delete.
-    pub kind: EventKind,
-    /// Put: the new kv. Delete: key and mod_revision (the deletion's
-    /// revision), other fields zero, as etcd.
-    pub kv: KeyValue,
-    /// The key's state before the change: [`Event::prev_kv`].
-    previous: Previous,
-}
-
-/// What an event holds of the key's state before the change.
-#[derive(Clone)]
-enum Previous {
-    /// The key did not exist.
-    Absent,
-    /// Its kv.
-    Kv(KeyValue),
-    /// The tree entry of its put, copied out of its leaf in one
-    /// allocation (a put's event builds the kv only when asked for it:
-    /// most events are never asked).
-    Entry(crate::btree::Entry),
-}
-
-impl Event {
-    /// An event; `prev_kv` is the key's state before the change, if it
-    /// existed.
-    pub fn new(kind: EventKind, kv: KeyValue, prev_kv: Option<KeyValue>) -> Event {
-        Event {
-            kind,
-            kv,
-            previous: prev_kv.map_or(Previous::Absent, Previous::Kv),
-        }
-    }
-
-    /// An event whose previous state is the MVCC put entry `previous`.
-    pub(crate) fn after_entry(
-        kind: EventKind,
-        kv: KeyValue,
-        previous: crate::btree::Entry,
-    ) -> Event {
-        Event {
-            kind,
-            kv,
-            previous: Previous::Entry(previous),
-        }
-    }
-
-    /// The key's state before the change, if it existed (built from the
-    /// tree entry on each call for a put's event).
-    pub fn prev_kv(&self) -> Option<KeyValue> {
-        match &self.previous {
-            Previous::Absent => None,
-            Previous::Kv(kv) => Some(kv.clone()),
-            Previous::Entry(entry) => Some(view::key_value_of(entry.as_entry_ref(), false)),
-        }
-    }
-
-    /// The lease of the key before the change (0 if it had none or did
-    /// not exist), without building its kv.
-    pub fn prev_lease(&self) -> i64 {
-        match &self.previous {
-            Previous::Absent => 0,
-            Previous::Kv(kv) => kv.lease,
-            Previous::Entry(entry) => match key::decode_value(entry.value()) {
-                key::ValueRecord::Put { lease, .. } => lease,
-                key::ValueRecord::Tombstone => unreachable!("a previous put's entry"),
-            },
-        }
-    }
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Event) -> bool {
-        self.kind == other.kind && self.kv == other.kv && self.prev_kv() == other.prev_kv()
-    }
-}
-
-impl Eq for Event {}
-
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Event")
-            .field("kind", &self.kind)
-            .field("kv", &self.kv)
-            .field("prev_kv", &self.prev_kv())
-            .finish()
-    }
 }
 
 /// etcd's RangeRequest fields the engine needs.

@@ -14,7 +14,7 @@ use super::key::{
 use super::revision::Revision;
 use super::store::{Store, PENDING_INDEX_BYTES_MAX};
 use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
-use super::{Event, EventKind, KeyValue, RangeOptions, RangeResult};
+use super::{Event, EventKind, KeyValue, KvMeta, RangeOptions, RangeResult};
 use crate::btree::{insert_built, insert_parts, Entry, EntryRef};
 use crate::error::MvccError;
 
@@ -95,33 +95,6 @@ impl<'a> WriteBatch<'a> {
     /// (readers switch atomically, lock-free). Does not fsync.
     pub fn commit(self, applied_index: u64) {
         self.store.publish(applied_index);
-    }
-}
-
-/// What a key's newest MVCC entry says, for a put over it.
-enum Newest {
-    Put {
-        revision: Revision,
-        create_revision: i64,
-        version: i64,
-    },
-    Tombstone,
-}
-
-impl Newest {
-    fn of(entry: EntryRef<'_>) -> Newest {
-        match decode_value(entry.value()) {
-            ValueRecord::Put {
-                create_revision,
-                version,
-                ..
-            } => Newest::Put {
-                revision: revision_of(entry.key()),
-                create_revision,
-                version,
-            },
-            ValueRecord::Tombstone => Newest::Tombstone,
-        }
     }
 }
 
@@ -250,32 +223,51 @@ impl Txn<'_> {
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
-        // The key's newest entry, and a copy of it if it is a put (the
-        // event's previous state).
-        let mut newest: Option<Newest> = None;
-        let mut previous: Option<Entry> = None;
-        let header = |newest: &Option<Newest>| {
-            let (create_revision, version) = match newest {
-                Some(Newest::Put {
+        // The key's newest entry says what the put's create revision and
+        // version are; the event, which copies that entry if it is a put
+        // (the previous state), is built while the leaf holding it is at
+        // hand.
+        let mut event: Option<(Option<Revision>, Event)> = None;
+        let put_event = |newest: Option<EntryRef<'_>>| {
+            // The newest entry if it is a put (not a tombstone), with its
+            // create revision and version.
+            let newest_put = newest.and_then(|entry| match decode_value(entry.value()) {
+                ValueRecord::Put {
                     create_revision,
                     version,
                     ..
-                }) => (*create_revision, version + 1),
-                _ => (revision.main, 1),
+                } => Some((entry, create_revision, version)),
+                ValueRecord::Tombstone => None,
+            });
+            let (create_revision, version) = newest_put
+                .map_or((revision.main, 1), |(_, create_revision, version)| {
+                    (create_revision, version + 1)
+                });
+            let newest_put = newest_put.map(|(entry, ..)| entry);
+            let meta = KvMeta {
+                create_revision,
+                mod_revision: revision.main,
+                version,
+                lease,
             };
-            put_header(create_revision, version, lease)
+            let previous_put = newest_put.map(|entry| revision_of(entry.key()));
+            (
+                put_header(create_revision, version, lease),
+                (
+                    previous_put,
+                    Event::build(EventKind::Put, key, &[value], meta, newest_put),
+                ),
+            )
         };
         let inserted = insert_built(
             &mut self.store.root,
             &key_buffer,
             &[value],
             |next: Option<EntryRef<'_>>| {
-                let next = next.filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len]);
-                newest = next.map(Newest::of);
-                previous = next
-                    .filter(|_| matches!(newest, Some(Newest::Put { .. })))
-                    .map(|next| next.to_entry());
-                header(&newest)
+                let newest = next.filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len]);
+                let (header, built) = put_event(newest);
+                event = Some(built);
+                header
             },
         );
         let replaced = match inserted {
@@ -284,29 +276,14 @@ impl Txn<'_> {
                 // The newest revision is in the next leaf: look it up.
                 let mut seek_key = key_buffer[..prefix_len].to_vec();
                 push_revision_suffix(&mut seek_key, Revision::new(self.main, i64::MAX));
-                previous = newest_at(&self.store.root, &seek_key);
-                newest = previous
-                    .as_ref()
-                    .map(|entry| Newest::of(entry.as_entry_ref()));
-                if !matches!(newest, Some(Newest::Put { .. })) {
-                    previous = None;
-                }
-                insert_parts(
-                    &mut self.store.root,
-                    &key_buffer,
-                    &[&header(&newest), value],
-                )
+                let newest = newest_at(&self.store.root, &seek_key);
+                let (header, built) = put_event(newest.as_ref().map(Entry::as_entry_ref));
+                event = Some(built);
+                insert_parts(&mut self.store.root, &key_buffer, &[&header, value])
             }
         };
         assert!(replaced.is_none(), "revision written twice");
-        let (previous_put, create_revision, version) = match newest {
-            Some(Newest::Put {
-                revision: previous,
-                create_revision,
-                version,
-            }) => (Some(previous), create_revision, version + 1),
-            _ => (None, revision.main, 1),
-        };
+        let (previous_put, event) = event.expect("the put's event was built");
         self.index(
             &key_buffer,
             prefix_len,
@@ -315,19 +292,6 @@ impl Txn<'_> {
             previous_put,
         );
         self.store.put_key_scratch = key_buffer;
-        let kv = KeyValue {
-            key: key.to_vec(),
-            create_revision,
-            mod_revision: revision.main,
-            version,
-            value: value.to_vec(),
-            lease,
-        };
-        // The previous put's entry, not its kv: built only if asked for.
-        let event = match previous {
-            Some(previous) => Event::after_entry(EventKind::Put, kv, previous),
-            None => Event::new(EventKind::Put, kv, None),
-        };
         self.events.push(event);
         self.events.last().expect("just pushed")
     }

@@ -423,10 +423,10 @@ impl WatchHub {
         }
         let mut matched: BTreeMap<WatcherKey, Vec<&Event>> = BTreeMap::new();
         for event in &batch.events {
-            if event.kv.mod_revision <= state.shard_revision {
+            if event.mod_revision() <= state.shard_revision {
                 continue;
             }
-            if let Some(keys) = state.exact.get(&event.kv.key) {
+            if let Some(keys) = state.exact.get(event.key()) {
                 for key in keys {
                     matched.entry(*key).or_default().push(event);
                 }
@@ -439,7 +439,7 @@ impl WatchHub {
                 else {
                     continue;
                 };
-                if watcher.contains(&event.kv.key) {
+                if watcher.contains(event.key()) {
                     matched.entry(*key).or_default().push(event);
                 }
             }
@@ -460,14 +460,14 @@ impl WatchHub {
             }
             let events: Vec<&Event> = events
                 .into_iter()
-                .filter(|event| event.kv.mod_revision >= watcher.next_revision)
+                .filter(|event| event.mod_revision() >= watcher.next_revision)
                 .collect();
             let Some(first) = events.first() else {
                 continue;
             };
             if !entry.outbox.has_room() {
                 watcher.synced = false;
-                watcher.next_revision = first.kv.mod_revision;
+                watcher.next_revision = first.mod_revision();
                 state.unsynced.insert((stream, watch_id));
                 fell_behind = true;
                 continue;

@@ -103,7 +103,7 @@ fn to_proto_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
             EventKind::Put => mvccpb::event::EventType::Put as i32,
             EventKind::Delete => mvccpb::event::EventType::Delete as i32,
         },
-        kv: Some(to_proto_kv(event.kv.clone())),
+        kv: Some(to_proto_kv(event.kv())),
         prev_kv: if with_prev_kv {
             event.prev_kv().map(to_proto_kv)
         } else {
