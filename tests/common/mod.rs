@@ -14,11 +14,27 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free loopback port (bound then released; racing tests pick different ones).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Never the same port twice in one test process: the OS may hand a
+    // port just released to two tests running at once, and keel binds its
+    // client port with SO_REUSEPORT (one socket per shard core), so both
+    // servers would bind it and share its connections (seen once in CI:
+    // the online-defrag test's puts reached the 400 kB quota test's
+    // server and failed with NOSPACE).
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh directory under cargo's per-target temporary dir, removed with
