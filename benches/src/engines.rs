@@ -7,7 +7,7 @@
 //!
 //! | operation | keel | redb |
 //! | --- | --- | --- |
-//! | put batch | one `WriteBatch` of single-put txns, `commit` | one write transaction of `insert`s, `commit` |
+//! | put batch | one `WriteBatch` of single-put txns, events only for leases (as the server's apply when no watcher is registered), `commit` | one write transaction of `insert`s, `commit` |
 //! | durable put batch | the same, then `Store::persist` (nodes and commit record in one write, one fdatasync) | `Durability::Immediate` (redb's default: fsync before `commit` returns) |
 //! | in-memory put batch | `commit` only (the WAL, not the tree, makes keel durable) | `Durability::None` (no fsync; made durable by a later immediate commit) |
 //! | point get | `ReadView::range` of one key, value copied out | `Table::get`, value copied out |
@@ -23,7 +23,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use keel_engine::{RangeOptions, Store, StoreOptions};
+use keel_engine::{Detail, RangeOptions, Store, StoreOptions};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 /// Keys a filled store holds.
@@ -118,6 +118,7 @@ impl KeelEngine {
     pub fn put_batch(&mut self, keys: &[Vec<u8>], value: &[u8], sync: Sync) {
         let applied_index = self.store.applied_index() + 1;
         let mut batch = self.store.write_batch();
+        batch.set_event_detail(Detail::Leases);
         for key in keys {
             let mut txn = batch.txn();
             txn.put(key, value, 0);

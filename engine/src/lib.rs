@@ -21,9 +21,9 @@ pub mod wal;
 pub use btree::DroppedCommit;
 pub use error::{DefragError, MvccError, StoreError, WalError};
 pub use mvcc::{
-    Event, EventKind, HistoryChunk, HistoryWalk, KeyValue, LeaseRecord, RangeOptions, RangeResult,
-    ReadView, Store, StoreOptions, StoreReader, Txn, WriteBatch, COMPACTION_BATCH_KEYS_MAX,
-    INDEX_SCAN_MAX,
+    Detail, Event, EventKind, HistoryChunk, HistoryWalk, KeyValue, LeaseRecord, RangeOptions,
+    RangeResult, ReadView, Store, StoreOptions, StoreReader, Txn, WriteBatch,
+    COMPACTION_BATCH_KEYS_MAX, INDEX_SCAN_MAX,
 };
 pub use wal::{Wal, WalOptions, WalRecord};
 

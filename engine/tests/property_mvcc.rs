@@ -3,7 +3,7 @@
 //! orders (`range`, `range_descending`) with every limit/count option,
 //! before and after persist + reopen and after compaction.
 
-use keel_engine::{RangeOptions, Store, StoreOptions};
+use keel_engine::{Detail, EventKind, RangeOptions, Store, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -253,30 +253,57 @@ fn batches_of_many_txns_match_the_model() {
         let mut oldest = 1;
         for round in 0..60 {
             let mut batch = store.write_batch();
+            // Half the batches keep events as for watchers, half only for
+            // leases (none here): what a put reports must not change.
+            let detail = if rng.random_bool(0.5) {
+                Detail::Full
+            } else {
+                Detail::Leases
+            };
+            batch.set_event_detail(detail);
             for _ in 0..rng.random_range(1..40) {
                 let mut model = history.last().unwrap().clone();
                 let main = history.len() as i64;
                 let mut txn = batch.txn();
                 let mut changed = false;
+                let mut expected_events = Vec::new();
                 for _ in 0..rng.random_range(1..4) {
                     let key = random_key(&mut rng);
                     match rng.random_range(0..12) {
                         0..=6 => {
                             let value = format!("v{round}-{}", rng.random_range(0..1000));
-                            let event = txn.put(&key, value.as_bytes(), 0);
-                            assert_eq!(event.prev_kv(), model_kv(&model, &key), "{key:?}");
-                            let (create, version) =
-                                model_put(&mut model, key, main, value.into_bytes());
-                            assert_eq!(
-                                (event.kv().create_revision, event.kv().version),
-                                (create, version)
-                            );
+                            let previous = model_kv(&model, &key);
+                            if rng.random_bool(0.5) {
+                                let got = txn.put_with_previous(&key, value.as_bytes(), 0);
+                                assert_eq!(got, previous, "{key:?}");
+                            } else {
+                                txn.put(&key, value.as_bytes(), 0);
+                            }
+                            model_put(&mut model, key.clone(), main, value.into_bytes());
+                            expected_events.push((
+                                EventKind::Put,
+                                model_kv(&model, &key),
+                                previous,
+                            ));
                             changed = true;
                         }
                         7..=8 => {
                             let deleted = txn.delete_range(&key, b"");
-                            assert_eq!(deleted.first().cloned(), model_kv(&model, &key));
-                            changed |= model.remove(&key).is_some();
+                            let previous = model_kv(&model, &key);
+                            assert_eq!(deleted.first().cloned(), previous);
+                            if model.remove(&key).is_some() {
+                                changed = true;
+                                let tombstone = keel_engine::KeyValue {
+                                    key: key.clone(),
+                                    mod_revision: main,
+                                    ..Default::default()
+                                };
+                                expected_events.push((
+                                    EventKind::Delete,
+                                    Some(tombstone),
+                                    previous,
+                                ));
+                            }
                         }
                         _ => {
                             // A read inside the txn sees the batch so far.
@@ -302,7 +329,16 @@ fn batches_of_many_txns_match_the_model() {
                         }
                     }
                 }
-                txn.end();
+                let events: Vec<_> = txn
+                    .end()
+                    .iter()
+                    .map(|event| (event.kind, Some(event.kv()), event.prev_kv()))
+                    .collect();
+                if detail == Detail::Full {
+                    assert_eq!(events, expected_events);
+                } else {
+                    assert_eq!(events, [], "no change involves a lease");
+                }
                 if changed {
                     history.push(model);
                 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{delete, get, get_at, open, put};
-use keel_engine::{EventKind, KeyValue, MvccError, RangeOptions, RangeResult, Store};
+use keel_engine::{Detail, EventKind, KeyValue, MvccError, RangeOptions, RangeResult, Store};
 
 fn keys(result: &RangeResult) -> Vec<&[u8]> {
     result.kvs.iter().map(|kv| kv.key.as_slice()).collect()
@@ -309,7 +309,7 @@ fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
     assert_eq!(before.revision, 2);
     txn.put(b"a", b"1", 7);
     txn.put(b"b", b"1", 0);
-    let previous = txn.put(b"a", b"2", 7).prev_kv().unwrap();
+    let previous = txn.put_with_previous(b"a", b"2", 7).unwrap();
     assert_eq!((previous.mod_revision, previous.version), (3, 1));
     let inside = txn
         .range(&RangeOptions {
@@ -344,6 +344,61 @@ fn txn_with_several_ops_gets_one_revision_and_sees_own_writes() {
     batch.txn().end();
     batch.commit(6);
     assert_eq!(store.revision(), 4);
+}
+
+/// A batch no watcher sees keeps events only for changes that attach a key
+/// to a lease or detach it: key, revision and both leases, for the lessor.
+/// What the store writes, and what a put returns as its prev_kv, do not
+/// change.
+#[test]
+fn a_batch_of_lease_events_keeps_only_changes_involving_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir.path().join("db"));
+    put(&mut store, b"leased", b"0");
+    put(&mut store, b"plain", b"0");
+    let mut batch = store.write_batch();
+    batch.set_event_detail(Detail::Leases);
+    let mut txn = batch.txn();
+    txn.put(b"plain", b"1", 0); // no lease before or after: no event
+    txn.put(b"leased", b"1", 9); // attached
+    let previous = txn.put_with_previous(b"plain", b"2", 0).unwrap();
+    assert_eq!(
+        (previous.value.as_slice(), previous.mod_revision),
+        (&b"1"[..], 4)
+    );
+    txn.put(b"new", b"1", 0);
+    let events = txn.end();
+    assert_eq!(events.len(), 1);
+    let attached = &events[0];
+    assert_eq!(
+        (attached.kind, attached.detail()),
+        (EventKind::Put, Detail::Leases)
+    );
+    assert_eq!(attached.key(), b"leased");
+    assert_eq!((attached.mod_revision(), attached.lease()), (4, 9));
+    assert_eq!(attached.prev_lease(), 0);
+    let mut txn = batch.txn();
+    txn.put(b"leased", b"2", 0); // detached
+    txn.delete_range(b"new", b"");
+    let events = txn.end();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].lease(), events[0].prev_lease()), (0, 9));
+    let mut txn = batch.txn();
+    txn.put(b"leased", b"3", 4);
+    txn.delete_range(b"leased", b""); // a leased key deleted: detached
+    let events = txn.end();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].kind, EventKind::Delete);
+    assert_eq!(events[1].prev_lease(), 4);
+    assert_eq!(batch.revision(), 6);
+    batch.commit(9);
+    let plain = get(&store, b"plain").unwrap();
+    assert_eq!((plain.value.as_slice(), plain.version), (&b"2"[..], 3));
+    assert_eq!(get(&store, b"new"), None);
+    assert_eq!(get(&store, b"leased"), None);
+    // Such an event has no value to give.
+    let result = std::panic::catch_unwind(|| events[0].value().len());
+    assert!(result.is_err());
 }
 
 #[test]
@@ -439,7 +494,7 @@ fn puts_across_leaves_follow_a_model() {
         let twice = next(8) == 0;
         let mut batch = store.write_batch();
         let mut txn = batch.txn();
-        let previous = txn.put(&key, &value, 0).prev_kv();
+        let previous = txn.put_with_previous(&key, &value, 0);
         let expected = model.get(&key).cloned();
         assert_eq!(
             previous.map(|kv| (kv.create_revision, kv.mod_revision, kv.version, kv.value)),
@@ -452,7 +507,7 @@ fn puts_across_leaves_follow_a_model() {
         };
         let mut entry = (create_revision, revision, version, value.clone());
         if twice {
-            let again = txn.put(&key, b"again", 0).prev_kv().unwrap();
+            let again = txn.put_with_previous(&key, b"again", 0).unwrap();
             assert_eq!((again.version, again.value), (version, value.clone()));
             entry = (create_revision, revision, version + 1, b"again".to_vec());
         }

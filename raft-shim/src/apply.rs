@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use keel_engine::{Event, EventKind, WriteBatch};
+use keel_engine::{Event, WriteBatch};
 use keel_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, LeaseGrantRequest, LeaseGrantResponse,
     LeaseRevokeRequest, LeaseRevokeResponse,
@@ -130,17 +130,4 @@ fn apply_compaction(
         .compact_start(request.revision)
         .map_err(ApplyError::Mvcc)?;
     Ok(Response::Compaction(CompactionResponse::default()))
-}
-
-/// The store revision after `events`, given the revision before them.
-pub fn revision_after(revision_before: i64, events: &[Event]) -> i64 {
-    let newest = events
-        .iter()
-        .map(|event| event.mod_revision())
-        .max()
-        .unwrap_or(revision_before);
-    debug_assert!(events
-        .iter()
-        .all(|e| matches!(e.kind, EventKind::Put | EventKind::Delete)));
-    newest.max(revision_before)
 }

@@ -93,10 +93,10 @@ impl KvTxn for Txn<'_> {
         lease: i64,
         want_previous: bool,
     ) -> Option<KeyValue> {
-        let event = Txn::put(self, key, value, lease);
         if want_previous {
-            event.prev_kv()
+            Txn::put_with_previous(self, key, value, lease)
         } else {
+            Txn::put(self, key, value, lease);
             None
         }
     }

@@ -23,7 +23,7 @@ use keel_engine::{RangeOptions, Store, StoreOptions, Wal, WalOptions};
 use keel_proto::etcdserverpb::PutRequest;
 use keel_proto::keelpb::internal_request::Request;
 use keel_proto::keelpb::InternalRequest;
-use keel_raft_shim::apply::{apply_request, revision_after};
+use keel_raft_shim::apply::apply_request;
 use keel_raft_shim::core::LEASE_TTL_MIN_SECONDS;
 use keel_raft_shim::lease::Lessor;
 use keel_raft_shim::wal_codec::{self, RECORD_ENTRY, RECORD_HARD_STATE};
@@ -147,7 +147,7 @@ fn write_history(data_dir: &Path, release: Release) -> u64 {
         wal.sync().unwrap();
         let mut batch = store.write_batch();
         for request in requests {
-            let (result, events) = apply_request(
+            let (result, _events) = apply_request(
                 &mut batch,
                 &mut leases,
                 request,
@@ -156,7 +156,7 @@ fn write_history(data_dir: &Path, release: Release) -> u64 {
                 false,
             );
             assert!(result.is_ok());
-            revision = revision_after(revision, &events);
+            revision = batch.revision();
         }
         batch.commit(last);
         if last.is_multiple_of(PERSIST_EVERY_ENTRIES) {

@@ -35,7 +35,7 @@ use super::key::{
 use super::key_range::KeyRange;
 use super::revision::Revision;
 use super::view::ReadView;
-use super::{Event, EventKind, KvMeta};
+use super::{Detail, Event, EventKind, KvMeta};
 use crate::btree::{Cursor, EntryRef, Node};
 use crate::error::MvccError;
 use std::cmp::Ordering;
@@ -328,14 +328,14 @@ fn event_of(entry: EntryRef<'_>, revision: Revision, previous: Option<EntryRef<'
                 version,
                 lease,
             };
-            Event::build(EventKind::Put, &key, &[value], meta, previous)
+            Event::build(EventKind::Put, &key, &[value], meta, previous, Detail::Full)
         }
         ValueRecord::Tombstone => {
             let meta = KvMeta {
                 mod_revision: revision.main,
                 ..KvMeta::default()
             };
-            Event::build(EventKind::Delete, &key, &[], meta, previous)
+            Event::build(EventKind::Delete, &key, &[], meta, previous, Detail::Full)
         }
     }
 }

@@ -36,7 +36,7 @@ mod txn;
 mod view;
 
 pub use compact::COMPACTION_BATCH_KEYS_MAX;
-pub use event::{Event, EventKind, KvMeta};
+pub use event::{Detail, Event, EventKind, KvMeta};
 pub use history::{HistoryChunk, HistoryWalk, INDEX_SCAN_MAX};
 pub use lease::LeaseRecord;
 pub use revision::Revision;

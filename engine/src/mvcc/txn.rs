@@ -14,7 +14,7 @@ use super::key::{
 use super::revision::Revision;
 use super::store::{Store, PENDING_INDEX_BYTES_MAX};
 use super::view::{key_value_of, newest_at, range, scan_visible, ScanOrder};
-use super::{Event, EventKind, KeyValue, KvMeta, RangeOptions, RangeResult};
+use super::{Detail, Event, EventKind, KeyValue, KvMeta, RangeOptions, RangeResult};
 use crate::btree::{insert_built, insert_parts, Entry, EntryRef};
 use crate::error::MvccError;
 
@@ -26,11 +26,28 @@ pub const TXN_CHANGES_MAX: usize = 1 << 30;
 #[derive(Debug)]
 pub struct WriteBatch<'a> {
     store: &'a mut Store,
+    detail: Detail,
 }
 
 impl<'a> WriteBatch<'a> {
     pub(crate) fn new(store: &'a mut Store) -> WriteBatch<'a> {
-        WriteBatch { store }
+        WriteBatch {
+            store,
+            detail: Detail::Full,
+        }
+    }
+
+    /// Which changes of this batch's txns from now on get events:
+    /// [`Detail::Full`] (the default) for a batch watchers will see,
+    /// [`Detail::Leases`] (only changes involving a lease, for the lessor)
+    /// for one no watcher will; see `event.rs`.
+    pub fn set_event_detail(&mut self, detail: Detail) {
+        self.detail = detail;
+    }
+
+    /// The store's revision: the last changing txn's main revision.
+    pub fn revision(&self) -> i64 {
+        self.store.revision
     }
 
     /// Starts one etcd transaction.
@@ -41,6 +58,7 @@ impl<'a> WriteBatch<'a> {
             main,
             next_sub: 0,
             events: Vec::new(),
+            detail: self.detail,
             ended: false,
         }
     }
@@ -105,6 +123,7 @@ pub struct Txn<'a> {
     main: i64,
     next_sub: i64,
     events: Vec<Event>,
+    detail: Detail,
     ended: bool,
 }
 
@@ -207,27 +226,42 @@ impl Txn<'_> {
                 as u64;
     }
 
-    /// Puts `key`; returns its event ([`Event::prev_kv`] is the previous
-    /// kv). Version increments; create_revision is kept, and reset after a
-    /// delete.
-    ///
+    /// Puts `key`, with an event if the batch's [`Detail`] asks. Version
+    /// increments; create_revision is kept, and reset after a delete.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) {
+        self.put_inner(key, value, lease, false);
+    }
+
+    /// [`Txn::put`] returning the key's kv before it (etcd's prev_kv), if
+    /// it existed, whatever the batch's [`Detail`].
+    pub fn put_with_previous(&mut self, key: &[u8], value: &[u8], lease: i64) -> Option<KeyValue> {
+        self.put_inner(key, value, lease, true)
+    }
+
     /// The key's newest revision is the entry right after the new one in
     /// tree order (revisions of a key order newest first), so the put reads
     /// it in the same descent that inserts the new entry
     /// ([`insert_built`]), and descends a second time only when that entry
     /// is in the next leaf.
-    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> &Event {
+    fn put_inner(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        want_previous: bool,
+    ) -> Option<KeyValue> {
         let mut key_buffer = std::mem::take(&mut self.store.put_key_scratch);
         key_buffer.clear();
         push_key_prefix(&mut key_buffer, key);
         let prefix_len = key_buffer.len();
         let revision = self.next_revision();
         push_revision_suffix(&mut key_buffer, revision);
+        let detail = self.detail;
         // The key's newest entry says what the put's create revision and
         // version are; the event, which copies that entry if it is a put
-        // (the previous state), is built while the leaf holding it is at
-        // hand.
-        let mut event: Option<(Option<Revision>, Event)> = None;
+        // (the previous state) and the detail asks, is built while the
+        // leaf holding it is at hand.
+        let mut built: Option<Built> = None;
         let put_event = |newest: Option<EntryRef<'_>>| {
             // The newest entry if it is a put (not a tombstone), with its
             // create revision and version.
@@ -235,14 +269,17 @@ impl Txn<'_> {
                 ValueRecord::Put {
                     create_revision,
                     version,
+                    lease,
                     ..
-                } => Some((entry, create_revision, version)),
+                } => Some((entry, create_revision, version, lease)),
                 ValueRecord::Tombstone => None,
             });
-            let (create_revision, version) = newest_put
-                .map_or((revision.main, 1), |(_, create_revision, version)| {
-                    (create_revision, version + 1)
-                });
+            let (create_revision, version, prev_lease) = newest_put.map_or(
+                (revision.main, 1, 0),
+                |(_, create_revision, version, prev_lease)| {
+                    (create_revision, version + 1, prev_lease)
+                },
+            );
             let newest_put = newest_put.map(|(entry, ..)| entry);
             let meta = KvMeta {
                 create_revision,
@@ -250,13 +287,17 @@ impl Txn<'_> {
                 version,
                 lease,
             };
-            let previous_put = newest_put.map(|entry| revision_of(entry.key()));
             (
                 put_header(create_revision, version, lease),
-                (
-                    previous_put,
-                    Event::build(EventKind::Put, key, &[value], meta, newest_put),
-                ),
+                Built {
+                    previous_put: newest_put.map(|entry| revision_of(entry.key())),
+                    previous_kv: newest_put
+                        .filter(|_| want_previous)
+                        .map(|entry| key_value_of(entry, false)),
+                    event: (detail == Detail::Full || lease != 0 || prev_lease != 0).then(|| {
+                        Event::build(EventKind::Put, key, &[value], meta, newest_put, detail)
+                    }),
+                },
             )
         };
         let inserted = insert_built(
@@ -265,8 +306,8 @@ impl Txn<'_> {
             &[value],
             |next: Option<EntryRef<'_>>| {
                 let newest = next.filter(|next| prefix_of(next.key()) == &key_buffer[..prefix_len]);
-                let (header, built) = put_event(newest);
-                event = Some(built);
+                let (header, put) = put_event(newest);
+                built = Some(put);
                 header
             },
         );
@@ -277,23 +318,23 @@ impl Txn<'_> {
                 let mut seek_key = key_buffer[..prefix_len].to_vec();
                 push_revision_suffix(&mut seek_key, Revision::new(self.main, i64::MAX));
                 let newest = newest_at(&self.store.root, &seek_key);
-                let (header, built) = put_event(newest.as_ref().map(Entry::as_entry_ref));
-                event = Some(built);
+                let (header, put) = put_event(newest.as_ref().map(Entry::as_entry_ref));
+                built = Some(put);
                 insert_parts(&mut self.store.root, &key_buffer, &[&header, value])
             }
         };
         assert!(replaced.is_none(), "revision written twice");
-        let (previous_put, event) = event.expect("the put's event was built");
+        let built = built.expect("the put's event was built");
         self.index(
             &key_buffer,
             prefix_len,
             PUT_HEADER_BYTES + value.len(),
             false,
-            previous_put,
+            built.previous_put,
         );
         self.store.put_key_scratch = key_buffer;
-        self.events.push(event);
-        self.events.last().expect("just pushed")
+        self.events.extend(built.event);
+        built.previous_kv
     }
 
     /// Deletes `[key, range_end)` (etcd's range rules); returns the deleted
@@ -330,15 +371,17 @@ impl Txn<'_> {
                 true,
                 Some(previous_revision),
             );
-            self.events.push(Event::new(
-                EventKind::Delete,
-                KeyValue {
-                    key: previous.key.clone(),
-                    mod_revision: revision.main,
-                    ..KeyValue::default()
-                },
-                Some(previous.clone()),
-            ));
+            if self.detail == Detail::Full || previous.lease != 0 {
+                self.events.push(Event::new(
+                    EventKind::Delete,
+                    KeyValue {
+                        key: previous.key.clone(),
+                        mod_revision: revision.main,
+                        ..KeyValue::default()
+                    },
+                    Some(previous.clone()),
+                ));
+            }
             deleted.push(previous);
         }
         deleted
@@ -356,11 +399,22 @@ impl Txn<'_> {
     }
 
     /// Ends the txn: if it changed anything the store's revision becomes
-    /// its main revision. Returns the events in order.
+    /// its main revision. Returns the events in order (those the batch's
+    /// [`Detail`] keeps).
     pub fn end(mut self) -> Vec<Event> {
         self.finish();
         std::mem::take(&mut self.events)
     }
+}
+
+/// What a put learns from the key's newest entry while inserting.
+struct Built {
+    /// The revision of the key's last put, if it is live.
+    previous_put: Option<Revision>,
+    /// Its kv, when the caller asked for it.
+    previous_kv: Option<KeyValue>,
+    /// The put's event, if the txn's [`Detail`] keeps one.
+    event: Option<Event>,
 }
 
 impl Drop for Txn<'_> {

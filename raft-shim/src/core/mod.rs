@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
-use keel_engine::{Event, RangeOptions, Store, StoreOptions, StoreReader, Wal, WalOptions};
+use keel_engine::{Detail, Event, RangeOptions, Store, StoreOptions, StoreReader, Wal, WalOptions};
 use keel_proto::etcdserverpb::ResponseHeader;
 use keel_proto::etcdserverpb::{CompactionRequest, LeaseRevokeRequest};
 use keel_proto::keelpb::internal_request::Request;
@@ -28,7 +28,7 @@ use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole, Storage};
 
 use crate::alarm::{AlarmList, Alarms};
-use crate::apply::{apply_request, revision_after};
+use crate::apply::apply_request;
 use crate::compactor::{AutoCompaction, AutoCompactor};
 use crate::lease::{Lessor, EXPIRED_REVOKES_PER_TICK_MAX};
 use crate::message::{
@@ -389,6 +389,12 @@ impl RaftCore {
         let mut revision = self.revision;
         {
             let mut batch = self.store.write_batch();
+            // Only watchers need every event; the lessor, those with leases.
+            batch.set_event_detail(if watching != 0 {
+                Detail::Full
+            } else {
+                Detail::Leases
+            });
             for entry in entries {
                 if entry.data.is_empty() || entry.entry_type != EntryType::EntryNormal {
                     continue; // leader's empty entry; conf changes arrive with clustering
@@ -418,7 +424,7 @@ impl RaftCore {
                         self.alarms.no_space(),
                     ),
                 };
-                revision = revision_after(revision, &events);
+                revision = batch.revision();
                 if watching != 0 {
                     watched_events.extend(events);
                 }
