@@ -5,11 +5,11 @@
 mod config;
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_net::{run_shard, MemberConfig, ServeConfig, ShardSetup};
+use keel_net::{check_address_free, run_shard, MemberConfig, ServeConfig, ShardSetup};
 use keel_raft_shim::message::{PROPOSAL_QUEUE_MAX, REPLY_QUEUE_MAX};
 use keel_raft_shim::{RaftConfig, RaftCore};
 
@@ -26,6 +26,9 @@ const RAFT_SPIN_BEFORE_PARK: Duration = Duration::from_micros(150);
 /// core's reply and the client's next request). Longer spins took CPU from
 /// the other cores and lowered throughput on a 2-core machine.
 const SHARD_SPIN_BEFORE_PARK: Duration = Duration::from_micros(300);
+/// How long start-up waits for a listen address still held by a process
+/// that has exited (see `main`) before it fails as taken.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 fn main() {
     let config = match Config::from_sources(std::env::args().skip(1), std::env::vars()) {
@@ -47,6 +50,28 @@ fn main() {
         }
     };
     raise_memlock_limit();
+    // As etcd, before the data dir is opened: a port another process
+    // listens on is an error, even one this user's keel holds. A keel
+    // killed a moment ago may still hold its port: the kernel tears down
+    // its io_uring, and the sockets in it, after the process is gone.
+    for addr in config.listen_addrs().iter().chain(&config.metrics_addrs()) {
+        let started = Instant::now();
+        while let Err(error) = check_address_free(*addr) {
+            if error.kind() != std::io::ErrorKind::AddrInUse
+                || started.elapsed() >= PORT_RELEASE_WAIT
+            {
+                eprintln!("keel: cannot listen on {addr}: {error}");
+                std::process::exit(1);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if started.elapsed() >= Duration::from_millis(10) {
+            eprintln!(
+                "keel: waited {} ms for {addr} to be released",
+                started.elapsed().as_millis()
+            );
+        }
+    }
 
     let raft_config = RaftConfig {
         data_dir: config.data_dir.clone(),

@@ -187,28 +187,7 @@ fn restarts_on_its_port_right_after_a_kill() {
 fn a_second_keel_on_the_same_data_dir_refuses_to_start() {
     let first = Keel::start("data_dir_lock");
     let second_port = common::free_port();
-    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-        .arg("--data-dir")
-        .arg(&first.data_dir)
-        .arg("--listen-client-urls")
-        .arg(format!("http://127.0.0.1:{second_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn keel");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = second.try_wait().expect("wait") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = second.kill();
-            panic!("the second keel did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = run_to_exit(&first.data_dir, second_port);
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("data dir is in use by another keel process"),
@@ -220,4 +199,58 @@ fn a_second_keel_on_the_same_data_dir_refuses_to_start() {
         let got = kv.get("after", None).await.unwrap();
         assert_eq!(got.kvs()[0].value(), b"refusal");
     });
+}
+
+/// Shard cores bind with SO_REUSEPORT; a second keel of the same user on a
+/// port the first listens on must still fail as etcd does ("address
+/// already in use"), not share the port and take some of its connections.
+#[test]
+fn a_second_keel_on_a_taken_port_refuses_to_start() {
+    let first = Keel::start("port_taken_first");
+    let other_dir = common::scratch_dir("port_taken_second");
+    let (status, stderr) = run_to_exit(&other_dir.join("data.keel"), first.port);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{}", first.port))
+            && stderr.to_lowercase().contains("address already in use"),
+        "{stderr}"
+    );
+    // Every connection still reaches the first: the second never listened.
+    runtime().block_on(async {
+        for round in 0..20 {
+            let mut kv = client(&first.endpoint()).await;
+            kv.put("k", format!("{round}"), None).await.unwrap();
+            let got = kv.get("k", None).await.unwrap();
+            assert_eq!(got.kvs()[0].value(), format!("{round}").as_bytes());
+        }
+    });
+}
+
+/// Runs keel on `data_dir` and `port`, expecting it to exit by itself
+/// within 20 s; returns its exit status and stderr.
+fn run_to_exit(data_dir: &std::path::Path, port: u16) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen-client-urls")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn keel");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keel on port {port} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
 }

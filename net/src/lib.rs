@@ -32,7 +32,7 @@ pub mod watch;
 
 use std::net::SocketAddr;
 
-pub use server::{run_shard, ShardSetup};
+pub use server::{check_address_free, run_shard, ShardSetup};
 pub use txn::MAX_TXN_OPS_DEFAULT;
 
 /// etcd's `--max-request-bytes` default: 1.5 MiB.

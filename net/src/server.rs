@@ -133,6 +133,21 @@ fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(unsafe { TcpListener::from_raw_fd(fd) })
 }
 
+/// Fails if `addr` is taken by any listening socket, our own kind
+/// included: shard cores bind with SO_REUSEPORT, which would let a second
+/// keel of the same user share a port another keel listens on (and take
+/// some of its connections), where etcd fails with "address already in
+/// use". A bind without SO_REUSEPORT conflicts with every listener; start-up
+/// makes it once per address before the shard cores bind, and drops it.
+/// SO_REUSEADDR still lets a member restarted right after a crash bind
+/// despite connections left in TIME_WAIT.
+pub fn check_address_free(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())
+}
+
 /// What a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Serves {
