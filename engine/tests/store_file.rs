@@ -5,6 +5,7 @@
 mod common;
 
 use common::{delete, get, get_at, open, put};
+use keel_engine::btree::PAGE_SIZE_BYTES;
 use keel_engine::{RangeOptions, Store, StoreError, StoreOptions};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -135,15 +136,16 @@ fn corrupted_node_is_an_error_naming_file_and_offset() {
         .open(&path)
         .unwrap();
     let mut byte = [0u8];
-    file.read_exact_at(&mut byte, 4096 + 100).unwrap();
-    file.write_all_at(&[byte[0] ^ 1], 4096 + 100).unwrap();
+    let page_one = PAGE_SIZE_BYTES;
+    file.read_exact_at(&mut byte, page_one + 100).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], page_one + 100).unwrap();
     let error = Store::open(&path, StoreOptions::default()).unwrap_err();
     match &error {
         StoreError::Corrupt {
             path: at, offset, ..
         } => {
             assert_eq!(at, &path);
-            assert_eq!(*offset, 4096 + 20);
+            assert_eq!(*offset, page_one + 20);
         }
         other => panic!("unexpected {other}"),
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::file::PERSIST_WRITE_CHUNK_BYTES;
 use super::page::{encode_node, node_page_count, PAGE_SIZE_BYTES};
 use crate::error::StoreError;
-use crate::io::{PageBuffer, StorageFile};
+use crate::io::{PageBuffer, StorageFile, DIRECT_ALIGN_BYTES};
 
 pub(super) struct NodeAppender<'a> {
     file: &'a dyn StorageFile,
@@ -93,12 +93,26 @@ impl<'a> NodeAppender<'a> {
         Ok(())
     }
 
-    /// Writes what is buffered and, after it in the same write, `page`
-    /// (one page: a commit record) at [`next_page`](Self::next_page).
+    /// The page [`flush_with_last_page`](Self::flush_with_last_page) puts
+    /// its page at: the last page of the [`DIRECT_ALIGN_BYTES`] block
+    /// [`next_page`](Self::next_page) is in.
+    pub(super) fn last_page(&self) -> u64 {
+        let block_pages = DIRECT_ALIGN_BYTES as u64 / PAGE_SIZE_BYTES;
+        self.next_page / block_pages * block_pages + block_pages - 1
+    }
+
+    /// Writes what is buffered and, after it in the same write, zero pages
+    /// up to [`last_page`](Self::last_page) and `page` (one page: a commit
+    /// record) there, so the write ends on a block boundary and the next
+    /// persist's starts on one (`O_DIRECT` needs both).
     pub(super) fn flush_with_last_page(&mut self, page: &[u8]) -> Result<(), StoreError> {
         assert_eq!(page.len() as u64, PAGE_SIZE_BYTES);
+        let last_page = self.last_page();
+        self.buffer
+            .append(((last_page - self.next_page) * PAGE_SIZE_BYTES) as usize)
+            .fill(0);
         self.buffer.append(page.len()).copy_from_slice(page);
-        self.next_page += 1;
+        self.next_page = last_page + 1;
         self.flush()
     }
 }

@@ -464,7 +464,7 @@ impl TreeFile {
             ),
         };
         let (root_page, root_subtree_pages) = writer.write_dirty(root, 0)?;
-        let commit_page = writer.nodes.next_page();
+        let commit_page = writer.nodes.last_page();
         let record = CommitRecord {
             commit_seq: self.commit_seq + 1,
             commit_page,

@@ -29,17 +29,17 @@ use super::branch::{branch_key_len, encode_branch, BRANCH_FIRST_CHILD_BYTES};
 use super::heads::Heads;
 use super::leaf::Leaf;
 use super::order;
-use super::page::{node_page_count, NODE_HEADER_BYTES, PAGE_SIZE_BYTES};
+use super::page::{node_page_count, NODE_HEADER_BYTES};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Nodes split when their payload passes this size, so most span two
-/// pages. Against one page: a batch copies, splits, cuts back and frees
+/// Nodes split when their payload passes this size (8 KiB with the
+/// header). Against 4 KiB: a batch copies, splits, cuts back and frees
 /// half as many leaves (1000 sequential puts in memory -12%, compaction
 /// -19% instructions), branches fan out twice as wide, and a persist of
 /// 1000 random puts writes 9.2 instead of 6.7 MiB (each changed leaf is
 /// written whole) yet takes about as long (8.9-10.1 against 9.0-9.3 ms).
-pub const NODE_PAYLOAD_BYTES_TARGET: usize = 2 * PAGE_SIZE_BYTES as usize - NODE_HEADER_BYTES;
+pub const NODE_PAYLOAD_BYTES_TARGET: usize = 8192 - NODE_HEADER_BYTES;
 /// The largest key the tree accepts.
 pub const KEY_BYTES_MAX: usize = 64 << 10;
 /// The largest value the tree accepts (etcd's request limit is 1.5 MiB).

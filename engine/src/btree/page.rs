@@ -46,12 +46,15 @@
 //! ([`damaged_commit_byte`]) is bit rot, not a torn write (a torn write
 //! loses whole sectors), and is reported instead of being skipped.
 
-/// Size of every page.
-pub const PAGE_SIZE_BYTES: u64 = 4096;
+/// Size of every page: the unit nodes are allocated in. A node takes
+/// whole pages, so the page is small (a disk sector) to waste little at
+/// each node's end; persists still write whole 4 KiB blocks
+/// (`appender.rs`).
+pub const PAGE_SIZE_BYTES: u64 = 512;
 /// The only format version this build reads and writes. 2: the MVCC
-/// layout gained the revision index (`mvcc/key.rs`); a format 1 file is
-/// refused as of another version.
-pub const TREE_FORMAT_VERSION: u32 = 2;
+/// layout gained the revision index (`mvcc/key.rs`); 3: 512-byte pages
+/// (were 4096). A file of another version is refused.
+pub const TREE_FORMAT_VERSION: u32 = 3;
 /// File header magic.
 pub const FILE_MAGIC: [u8; 8] = *b"KEELBTRE";
 /// Commit record magic.
@@ -413,7 +416,7 @@ mod tests {
         assert_eq!(damaged_commit_byte(&zeros, 40, salt), None);
         assert_eq!(
             commit_format(&page, salt),
-            Some((TREE_FORMAT_VERSION, 4096))
+            Some((TREE_FORMAT_VERSION, PAGE_SIZE_BYTES as u32))
         );
         assert_eq!(commit_format(&two, salt), None);
     }
@@ -422,8 +425,9 @@ mod tests {
     fn header_rejects_other_version() {
         let mut page = encode_file_header(1);
         assert_eq!(decode_file_header(&page), Ok(1));
-        // Format 1 (before the revision index) and a future one.
-        for other in [1u8, 3] {
+        // Format 1 (before the revision index), 2 (4 KiB pages) and a
+        // future one.
+        for other in [1u8, 2, 4] {
             page[8] = other;
             let crc = crc32c::crc32c(&page[0..24]);
             page[24..28].copy_from_slice(&crc.to_le_bytes());

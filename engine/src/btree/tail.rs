@@ -11,8 +11,10 @@
 //! acknowledged: bit rot in that record, or a record written by another
 //! format version. [`check_unfinished_persist`] walks the tail node by node
 //! (node headers give their page counts, so user bytes inside a node are
-//! never taken for a page header) and reports either at the page where the
-//! walk leaves the nodes. A torn commit record loses whole sectors, so it is
+//! never taken for a page header), and over the zero pages a persist puts
+//! between its nodes and its commit record's slot (the last page of a
+//! 4 KiB block, `appender.rs`), and reports either at the page where the
+//! walk leaves them. A torn commit record loses whole sectors, so it is
 //! never one bit away from verifying ([`damaged_commit_byte`]), and pages of
 //! another file never verify under this file's salt.
 
@@ -20,7 +22,7 @@ use super::page::{
     commit_format, damaged_commit_byte, decode_node_header, PAGE_SIZE_BYTES, TREE_FORMAT_VERSION,
 };
 use crate::error::StoreError;
-use crate::io::StorageFile;
+use crate::io::{StorageFile, DIRECT_ALIGN_BYTES};
 use std::path::Path;
 
 /// Checks the pages `[first_page, whole_pages)` that follow the last valid
@@ -53,6 +55,11 @@ pub(super) fn check_unfinished_persist(
             page_id = node_end;
             continue;
         }
+        if !is_commit_slot(page_id) && page.iter().all(|&byte| byte == 0) {
+            // A persist's zero pages before its commit record's slot.
+            page_id += 1;
+            continue;
+        }
         if let Some(at) = damaged_commit_byte(&page, page_id, salt) {
             return Err(StoreError::Corrupt {
                 path: path.to_path_buf(),
@@ -82,4 +89,13 @@ pub(super) fn check_unfinished_persist(
         };
     }
     Ok(())
+}
+
+/// Whether a commit record may lie at `page_id`: a persist puts its record
+/// on the last page of a [`DIRECT_ALIGN_BYTES`] block. (A tree copy's
+/// record follows its last node wherever it ends, but a copy is renamed
+/// in only once written whole, so it never leaves a tail.)
+fn is_commit_slot(page_id: u64) -> bool {
+    let block_pages = DIRECT_ALIGN_BYTES as u64 / PAGE_SIZE_BYTES;
+    page_id % block_pages == block_pages - 1
 }
