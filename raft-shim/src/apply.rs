@@ -4,7 +4,7 @@
 //! one MVCC txn (one main revision if it changes anything) inside the
 //! ready cycle's write batch, and produces the response etcd would send.
 //! Put, DeleteRange and Txn share the op code in [`crate::txn`]; a
-//! Compaction runs on the write batch itself ([`apply_compaction`]).
+//! Compaction runs on the write batch itself (`apply_compaction`).
 
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //!
 //! 1. every compare on the path that will run (the top level's, then those
 //!    of the nested txns in the chosen branch, depth first) is evaluated
-//!    against the state *before* the txn: [`compare_path`];
+//!    against the state *before* the txn: `compare_path`;
 //! 2. the chosen ops are checked against that same state (a put with
 //!    `ignore_value`/`ignore_lease` needs the key; a range's revision must be
 //!    neither compacted nor in the future), so a failing txn changes nothing;

@@ -418,7 +418,7 @@ impl Leaf {
     }
 
     /// Cuts the buffer back to its bytes when it has more than
-    /// [`FIT_SLACK_BYTES`] to spare (a whole-leaf buffer goes back to the
+    /// `FIT_SLACK_BYTES` to spare (a whole-leaf buffer goes back to the
     /// spare list): a published leaf never grows (the next batch copies
     /// it), so room left in it is waste. A copy, not `shrink_to_fit`:
     /// shrinking in place saved the copy (put batches about 10% faster)
@@ -522,7 +522,7 @@ impl Leaf {
 }
 
 /// The capacity a copy of a buffer of `len` bytes gets: a whole leaf's
-/// (see the module comment), or `len` and [`COPY_ROOM_BYTES_MIN`] for a
+/// (see the module comment), or `len` and `COPY_ROOM_BYTES_MIN` for a
 /// leaf past that (a large entry).
 pub fn copy_capacity(len: usize) -> usize {
     FULL_LEAF_CAPACITY_BYTES.max(len + COPY_ROOM_BYTES_MIN)

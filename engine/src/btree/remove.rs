@@ -14,7 +14,7 @@ use std::sync::Arc;
 ///
 /// Removal rebalances so a tree thinned by compaction does not keep a page
 /// per nearly empty node: after removing from a child, while that child or
-/// its neighbour is underfull (payload below [`NODE_PAYLOAD_BYTES_UNDERFULL`])
+/// its neighbour is underfull (payload below `NODE_PAYLOAD_BYTES_UNDERFULL`)
 /// and the two fit in one node ([`NODE_PAYLOAD_BYTES_TARGET`], the payload
 /// a page holds), they are merged, with the right neighbour first and then
 /// the left one. Runs of thinned nodes thus coalesce into nodes up to a
@@ -50,7 +50,7 @@ pub fn remove_sorted(root: &mut Arc<Node>, sorted_keys: &[&[u8]]) -> usize {
 /// Merges neighbouring nodes under `root` that the batch being committed
 /// changed (both unique to the writer's tree, so no published node is
 /// copied) while one of them is underfull and the two fit in one node, as
-/// removal does ([`merge_wanted`]); a branch left with one child is
+/// removal does (`merge_wanted`); a branch left with one child is
 /// replaced by it, as is a root. Run at commit, before the changed leaves
 /// are cut back to fit.
 ///

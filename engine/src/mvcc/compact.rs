@@ -58,7 +58,7 @@ use crate::btree::{remove_sorted, Cursor, Node};
 use crate::error::MvccError;
 use std::sync::Arc;
 
-/// Most revision index entries one removal pass of [`compact`] handles
+/// Most revision index entries one removal pass of `compact` handles
 /// (each dooms at most two MVCC entries and itself).
 pub const COMPACTION_BATCH_KEYS_MAX: usize = 10_000;
 

@@ -23,7 +23,7 @@ extern "C" fn on_sigint(_signal: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Routes SIGINT to [`INTERRUPTED`] (once; the second one is fatal).
+/// Routes SIGINT to `INTERRUPTED` (once; the second one is fatal).
 pub fn install_interrupt_handler() {
     // SAFETY: a zeroed sigaction is valid; the handler only stores to an
     // atomic, which is async-signal-safe; sigemptyset and sigaction get

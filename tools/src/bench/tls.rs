@@ -5,7 +5,7 @@
 //! through here.
 //!
 //! A TLS failure must read as one: the handshake's own errors carry the
-//! `rustls::Error`, which [`TlsClient::explain`] words with its likely
+//! `rustls::Error`, which `TlsClient::explain` words with its likely
 //! cause; a failure after the handshake is caught by `tls_stream.rs`.
 
 use std::fmt;
