@@ -484,3 +484,74 @@ fn vanished_clients_release_their_watchers() {
         assert_eq!(watchers_on(keel.port), 1);
     });
 }
+
+/// The raft core keeps a batch's full events (values, previous kvs) only
+/// while some shard core has a watcher, and leaner ones otherwise; a
+/// watcher that appears while puts flow must still get every put after
+/// its creation, in order, with its value and prev_kv. Five watchers come
+/// and go one after another while one client puts, each the only one, so
+/// each start flips the raft core from lean events to full ones.
+#[test]
+fn watchers_created_while_puts_flow_get_values_and_prev_kvs() {
+    let keel = Keel::start("watch-while-putting");
+    runtime().block_on(async {
+        let mut client = client(&keel.endpoint()).await;
+        let base = put(&mut client, "live/start", "-").await;
+        // Put i (from 1) writes live/k{i % 5} = v{i} at revision base + i,
+        // until the watchers are done (at most 20,000 puts).
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut writer = client.clone();
+        let writer_done = done.clone();
+        let puts = tokio::spawn(async move {
+            for i in 1..=20_000i64 {
+                if writer_done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return i - 1;
+                }
+                let key = format!("live/k{}", i % 5);
+                writer.put(key, format!("v{i}"), None).await.unwrap();
+            }
+            20_000
+        });
+        for round in 0..5 {
+            tokio::time::sleep(Duration::from_millis(20 + 10 * round)).await;
+            let mut stream = client
+                .watch(
+                    "live/k",
+                    Some(WatchOptions::new().with_prefix().with_prev_key()),
+                )
+                .await
+                .unwrap();
+            let created = next(&mut stream).await;
+            assert!(created.created());
+            let mut last = 0;
+            let mut seen = 0;
+            while seen < 40 {
+                let response = next(&mut stream).await;
+                for event in response.events() {
+                    let kv = event.kv().expect("kv");
+                    let i = kv.mod_revision() - base;
+                    assert!(last == 0 || kv.mod_revision() == last + 1, "no gaps");
+                    last = kv.mod_revision();
+                    assert_eq!(kv.key_str().unwrap(), format!("live/k{}", i % 5));
+                    assert_eq!(kv.value_str().unwrap(), format!("v{i}"), "round {round}");
+                    if i > 5 {
+                        let prev = event.prev_kv().expect("prev_kv asked for");
+                        assert_eq!(prev.value_str().unwrap(), format!("v{}", i - 5));
+                        assert_eq!(prev.mod_revision(), kv.mod_revision() - 5);
+                    }
+                    seen += 1;
+                }
+            }
+            // Gone before the next one starts, so the raft core goes back
+            // to lean events in between.
+            stream.cancel(created.watch_id()).await.unwrap();
+            while !next(&mut stream).await.canceled() {}
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = tokio::time::timeout(Duration::from_secs(60), puts)
+            .await
+            .expect("puts finish")
+            .unwrap();
+        assert!(written < 20_000, "the watchers were done before the puts");
+    });
+}
