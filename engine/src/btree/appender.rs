@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use super::file::PERSIST_WRITE_CHUNK_BYTES;
-use super::page::{encode_node, node_page_count, PAGE_SIZE_BYTES};
+use super::page::{commit_slot, encode_node, node_page_count, PAGE_SIZE_BYTES};
 use crate::error::StoreError;
-use crate::io::{PageBuffer, StorageFile, DIRECT_ALIGN_BYTES};
+use crate::io::{PageBuffer, StorageFile};
 
 pub(super) struct NodeAppender<'a> {
     file: &'a dyn StorageFile,
@@ -94,17 +94,14 @@ impl<'a> NodeAppender<'a> {
     }
 
     /// The page [`flush_with_last_page`](Self::flush_with_last_page) puts
-    /// its page at: the last page of the [`DIRECT_ALIGN_BYTES`] block
-    /// [`next_page`](Self::next_page) is in.
+    /// its page at ([`commit_slot`] after [`next_page`](Self::next_page)).
     pub(super) fn last_page(&self) -> u64 {
-        let block_pages = DIRECT_ALIGN_BYTES as u64 / PAGE_SIZE_BYTES;
-        self.next_page / block_pages * block_pages + block_pages - 1
+        commit_slot(self.next_page)
     }
 
     /// Writes what is buffered and, after it in the same write, zero pages
     /// up to [`last_page`](Self::last_page) and `page` (one page: a commit
-    /// record) there, so the write ends on a block boundary and the next
-    /// persist's starts on one (`O_DIRECT` needs both).
+    /// record) there.
     pub(super) fn flush_with_last_page(&mut self, page: &[u8]) -> Result<(), StoreError> {
         assert_eq!(page.len() as u64, PAGE_SIZE_BYTES);
         let last_page = self.last_page();

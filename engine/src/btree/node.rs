@@ -39,7 +39,7 @@ use std::sync::Arc;
 /// -19% instructions), branches fan out twice as wide, and a persist of
 /// 1000 random puts writes 9.2 instead of 6.7 MiB (each changed leaf is
 /// written whole) yet takes about as long (8.9-10.1 against 9.0-9.3 ms).
-pub const NODE_PAYLOAD_BYTES_TARGET: usize = 8192 - NODE_HEADER_BYTES;
+pub const NODE_PAYLOAD_BYTES_TARGET: usize = (8 << 10) - NODE_HEADER_BYTES;
 /// The largest key the tree accepts.
 pub const KEY_BYTES_MAX: usize = 64 << 10;
 /// The largest value the tree accepts (etcd's request limit is 1.5 MiB).

@@ -51,6 +51,15 @@
 /// each node's end; persists still write whole 4 KiB blocks
 /// (`appender.rs`).
 pub const PAGE_SIZE_BYTES: u64 = 512;
+/// Where a persist puts its commit record, given the first page free
+/// after its nodes: the last page of the 4 KiB block that page is in (the
+/// pages between are zero), so each persist's write ends on a block
+/// boundary and the next one's starts on one, as `O_DIRECT` needs.
+pub(super) fn commit_slot(first_free_page: u64) -> u64 {
+    let block_pages = crate::io::DIRECT_ALIGN_BYTES as u64 / PAGE_SIZE_BYTES;
+    first_free_page / block_pages * block_pages + block_pages - 1
+}
+
 /// The only format version this build reads and writes. 2: the MVCC
 /// layout gained the revision index (`mvcc/key.rs`); 3: 512-byte pages
 /// (were 4096). A file of another version is refused.

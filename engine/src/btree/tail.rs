@@ -19,10 +19,11 @@
 //! another file never verify under this file's salt.
 
 use super::page::{
-    commit_format, damaged_commit_byte, decode_node_header, PAGE_SIZE_BYTES, TREE_FORMAT_VERSION,
+    commit_format, commit_slot, damaged_commit_byte, decode_node_header, PAGE_SIZE_BYTES,
+    TREE_FORMAT_VERSION,
 };
 use crate::error::StoreError;
-use crate::io::{StorageFile, DIRECT_ALIGN_BYTES};
+use crate::io::StorageFile;
 use std::path::Path;
 
 /// Checks the pages `[first_page, whole_pages)` that follow the last valid
@@ -55,8 +56,11 @@ pub(super) fn check_unfinished_persist(
             page_id = node_end;
             continue;
         }
-        if !is_commit_slot(page_id) && page.iter().all(|&byte| byte == 0) {
-            // A persist's zero pages before its commit record's slot.
+        if commit_slot(page_id) != page_id && page.iter().all(|&byte| byte == 0) {
+            // A persist's zero pages before its commit record's slot. (A
+            // tree copy's record follows its last node wherever it ends,
+            // but a copy is renamed in only once written whole, so it
+            // never leaves a tail.)
             page_id += 1;
             continue;
         }
@@ -89,13 +93,4 @@ pub(super) fn check_unfinished_persist(
         };
     }
     Ok(())
-}
-
-/// Whether a commit record may lie at `page_id`: a persist puts its record
-/// on the last page of a [`DIRECT_ALIGN_BYTES`] block. (A tree copy's
-/// record follows its last node wherever it ends, but a copy is renamed
-/// in only once written whole, so it never leaves a tail.)
-fn is_commit_slot(page_id: u64) -> bool {
-    let block_pages = DIRECT_ALIGN_BYTES as u64 / PAGE_SIZE_BYTES;
-    page_id % block_pages == block_pages - 1
 }
